@@ -1,0 +1,1 @@
+"""Benchmarks: one module per kernel family, run with ``python -m benchmarks [family ...]``."""

@@ -1,0 +1,1 @@
+"""Backbones, detectors and segmenters: one readable file per model."""

@@ -1,0 +1,1 @@
+"""Region proposals before learned ones: sliding windows and Selective Search."""

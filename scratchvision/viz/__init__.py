@@ -1,0 +1,4 @@
+"""Pictures: boxes, masks and segmentations drawn on images, conv-arithmetic diagrams,
+Selective Search regions, precision-recall and training curves. matplotlib is imported
+only by the functions that plot.
+"""

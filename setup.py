@@ -1,0 +1,34 @@
+"""Package metadata for scratchvision: detection and segmentation from the kernels up."""
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+VERSION = re.search(r'__version__ = "([^"]+)"',
+                    Path(__file__).with_name("scratchvision").joinpath("__init__.py").read_text()
+                    ).group(1)
+
+setup(
+    name="scratchvision",
+    version=VERSION,
+    description="Object detection and segmentation built from the kernels up, "
+                "with no deep-learning framework underneath.",
+    long_description=Path(__file__).with_name("README.md").read_text(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["scratchvision", "scratchvision.*"]),
+    install_requires=[
+        "numpy>=1.24",
+        "numba>=0.59",
+        "opencv-python-headless>=4.8",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.7"],
+        "bench": ["matplotlib>=3.7"],
+        "gpu": ["cupy-cuda12x>=13", "numba-cuda>=0.10"],
+        # optional peers for cross-checks and benchmarks; never imported by scratchvision/
+        "peers": ["torch", "torchvision", "pycocotools"],
+    },
+    entry_points={"console_scripts": ["scratchvision=scratchvision.cli:main"]},
+)
