@@ -12,6 +12,7 @@ from scratchvision.autograd.factories import (arange, cat, default_generator, fu
                                               randn, randn_like, stack, tensor, where, zeros,
                                               zeros_like)
 from scratchvision.autograd.gradcheck import GradcheckError, gradcheck, register_gradcheck
+from scratchvision.autograd import op_checks  # noqa: F401,E402  (registers the basic ops)
 
 __all__ = ["Function", "GradcheckError", "MaxResult", "Tensor", "arange", "cat",
            "default_generator", "enable_grad", "full", "full_like", "gradcheck",

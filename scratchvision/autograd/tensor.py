@@ -541,3 +541,9 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> list[Tensor]:
 
 
 from scratchvision.autograd import ops  # noqa: E402  (ops needs Tensor defined first)
+
+
+def _raw(value: Any) -> Any:
+    """The array inside a Tensor; anything else unchanged (numpy's own ``.data`` is a
+    memoryview, so ``getattr(x, 'data', x)`` would be wrong for arrays)."""
+    return value.data if isinstance(value, Tensor) else value

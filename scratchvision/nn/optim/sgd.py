@@ -1,0 +1,43 @@
+"""SGD with momentum, dampening, Nesterov and weight decay, exactly as torch.optim.SGD:
+
+    g = grad + weight_decay * p
+    b = g                                  (first step)
+    b = momentum * b + (1 - dampening) * g (later steps)
+    g = g + momentum * b if nesterov else b
+    p = p - lr * g
+"""
+from __future__ import annotations
+
+from scratchvision.nn.optim.optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False):
+        if lr < 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError(f"SGD: invalid lr={lr}, momentum={momentum} or "
+                             f"weight_decay={weight_decay} (must be >= 0)")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov,
+                                      maximize=maximize))
+
+    def step(self) -> None:
+        for group in self.param_groups:
+            lr, mom, damp = group["lr"], group["momentum"], group["dampening"]
+            wd, nesterov = group["weight_decay"], group["nesterov"]
+            for p in self._params_with_grad(group):
+                g = -p.grad if group["maximize"] else p.grad
+                if wd:
+                    g = g + wd * p.data
+                if mom:
+                    state = self.state.setdefault(id(p), {})
+                    buf = state.get("momentum_buffer")
+                    if buf is None:
+                        buf = state["momentum_buffer"] = g.copy()
+                    else:
+                        buf *= mom
+                        buf += (1 - damp) * g
+                    g = g + mom * buf if nesterov else buf
+                p.data -= lr * g
