@@ -115,17 +115,15 @@ def gradcheck(fn: Callable, inputs: Sequence[Any], eps: float = 1e-6, atol: floa
             x = args[i]
             analytic = x.grad if x.grad is not None else x.xp.zeros_like(x.data)
             analytic = backend.to_device(analytic, "cpu")
-            flat = x.data.reshape(-1)  # a view: perturb in place, restore after
-            numeric = np.zeros(flat.shape[0])
-            for j in range(flat.shape[0]):
-                orig = flat[j].item()
-                flat[j] = orig + eps
+            numeric = np.zeros(x.shape)
+            for idx in np.ndindex(*x.shape):  # perturb in place (works for strided data too)
+                orig = x.data[idx].item()
+                x.data[idx] = orig + eps
                 up = objective(args)
-                flat[j] = orig - eps
+                x.data[idx] = orig - eps
                 down = objective(args)
-                flat[j] = orig
-                numeric[j] = (up - down) / (2 * eps)
-            numeric = numeric.reshape(x.shape)
+                x.data[idx] = orig
+                numeric[idx] = (up - down) / (2 * eps)
             err = np.abs(analytic - numeric)
             rel = err / np.maximum(np.abs(numeric), 1e-12)
             excess = err - (atol + rtol * np.abs(numeric))

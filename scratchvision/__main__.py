@@ -1,0 +1,6 @@
+"""``python -m scratchvision``: see ``scratchvision.cli``."""
+import sys
+
+from scratchvision.cli import main
+
+sys.exit(main())
