@@ -1,0 +1,348 @@
+"""2-D convolution and transposed convolution kernels: validation, dispatch, algorithm choice.
+
+Arrays in, arrays out (NCHW, float32 or float64). Every algorithm module (``reference``,
+``im2col``, ``direct``, ``winograd``, ``cuda``) has the same three functions with the same
+signatures::
+
+    conv2d_forward(x, W, b, stride, padding, dilation, groups) -> y
+    conv2d_backward_input(gy, W, x_shape, stride, padding, dilation, groups) -> gx
+    conv2d_backward_weight(gy, x, W_shape, stride, padding, dilation, groups) -> gW
+
+(the bias gradient is ``gy.sum((0, 2, 3))``). The functions here add ``impl=`` and own the
+input checks, the empty-input early returns and contiguity, so the algorithms stay pure
+arithmetic.
+
+**Transposed convolution is conv2d's adjoint.** A convolution is a linear map
+``y = C x`` from ``(N, Cin, H, W)`` to ``(N, Cout, oh, ow)``; ``conv2d_backward_input`` applies
+``C^T``. ``conv_transpose2d(x, W)`` is *defined* as ``C^T x`` for the convolution ``C`` whose
+weight is ``W`` (shape ``(Cin_t, Cout_t/groups, kh, kw)`` = conv2d's ``(Cout, Cin/groups, ..)``
+with the roles of the channels exchanged). Each input pixel of the transposed conv is an
+output pixel of ``C``, and ``C^T`` sends it back to the ``kh*kw`` pixels that ``C`` read from,
+weighted by ``W``: exactly the "scatter a copy of the kernel at stride spacing" picture. So::
+
+    conv_transpose2d_forward(x, W)     = conv2d_backward_input(gy=x, W, y_shape)
+    its input gradient  (C^T)^T gy     = conv2d_forward(gy, W)
+    its weight gradient                = conv2d_backward_weight(gy=x, x=gy, W_shape)
+                                         (conv2d's roles swapped: x plays the output)
+
+The output size inverts conv2d's ``oh = (H + 2p - d(k-1) - 1) // s + 1``. Solving for the
+input size gives ``(oh-1)*s - 2p + d(k-1) + 1`` plus a remainder ``r`` in ``[0, s)`` lost to
+the floor division; ``output_padding`` picks it::
+
+    H_out = (H - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1
+
+(torch accepts ``output_padding < max(stride, dilation)``; the extra rows then simply get
+no contribution from rows of ``C`` that do not exist, and the adjoint view still holds.)
+
+**Default algorithm** (``choose_algorithm``, measured on this project's 2-core dev machine
+with OpenBLAS; see ``benchmarks/conv.py``, which times every algorithm on every shape):
+see that function's docstring for the rule and the numbers behind it.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from scratchvision.backend import get_array_module, is_cupy_array
+from scratchvision.kernels.conv import direct, im2col, reference, winograd
+from scratchvision.kernels.conv._common import conv_output_size, conv_transpose_output_size
+from scratchvision.kernels.conv.im2col import set_workspace_limit, workspace_limit
+
+ALGORITHMS = ("reference", "im2col", "direct", "winograd", "cuda")
+CPU_ALGORITHMS = ("reference", "im2col", "direct", "winograd")
+
+__all__ = ["ALGORITHMS", "CPU_ALGORITHMS", "choose_algorithm", "conv2d_backward_input",
+           "conv2d_backward_weight", "conv2d_forward", "conv2d_output_shape",
+           "conv_transpose2d_backward_input", "conv_transpose2d_backward_weight",
+           "conv_transpose2d_forward", "conv_transpose2d_output_shape",
+           "conv_output_size", "conv_transpose_output_size", "set_workspace_limit",
+           "winograd_applicable", "workspace_limit"]
+
+
+# ----------------------------------------------------------------------------- checks
+def _pair(value, name: str, minimum: int) -> tuple[int, int]:
+    """An int or a pair of ints -> (int, int), each >= minimum, else a clear error."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        pair = (int(value), int(value))
+    elif (isinstance(value, Sequence) and len(value) == 2
+          and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)):
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return pair
+
+
+def _shape4(shape, name: str, layout: str) -> tuple[int, int, int, int]:
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 4:
+        raise ValueError(f"{name} must be 4-D {layout}, got shape {shape}")
+    if min(shape) < 0:
+        raise ValueError(f"{name} has a negative dimension: {shape}")
+    return shape  # type: ignore[return-value]
+
+
+def _float_dtype(*named) -> np.dtype:
+    """The common floating dtype of the named arrays (float32/float64), else TypeError."""
+    dtypes = {name: np.dtype(a.dtype) for name, a in named if a is not None}
+    first = next(iter(dtypes.values()))
+    if first not in (np.float32, np.float64) or len(set(dtypes.values())) != 1:
+        raise TypeError("conv2d needs float32 or float64 arrays of one dtype, got "
+                        + ", ".join(f"{k} {v}" for k, v in dtypes.items()))
+    return first
+
+
+def _check_conv(x_shape, W_shape, stride, padding, dilation, groups):
+    """Validate conv2d geometry; returns normalised (stride, padding, dilation, groups, y_shape)."""
+    x_shape = _shape4(x_shape, "input", "(N, C, H, W)")
+    W_shape = _shape4(W_shape, "weight", "(out_channels, in_channels/groups, kH, kW)")
+    stride = _pair(stride, "stride", 1)
+    padding = _pair(padding, "padding", 0)
+    dilation = _pair(dilation, "dilation", 1)
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    groups = int(groups)
+    N, C, H, Wd = x_shape
+    Co, Cg, kh, kw = W_shape
+    if C % groups or Co % groups:
+        raise ValueError(f"in_channels ({C}) and out_channels ({Co}) must both be divisible "
+                         f"by groups ({groups}); input {x_shape}, weight {W_shape}")
+    if Cg * groups != C:
+        raise ValueError(f"weight {W_shape} expects {Cg * groups} input channels "
+                         f"(in_channels/groups = {Cg}, groups = {groups}), input {x_shape} "
+                         f"has {C}")
+    if kh < 1 or kw < 1:
+        raise ValueError(f"kernel size must be >= 1, got weight {W_shape}")
+    eff = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
+    if eff[0] > H + 2 * padding[0] or eff[1] > Wd + 2 * padding[1]:
+        raise ValueError(f"kernel {kh}x{kw} with dilation {dilation} spans {eff[0]}x{eff[1]} "
+                         f"pixels, larger than the padded input {H + 2 * padding[0]}x"
+                         f"{Wd + 2 * padding[1]} (input {x_shape}, padding {padding})")
+    oh = conv_output_size(H, kh, stride[0], padding[0], dilation[0])
+    ow = conv_output_size(Wd, kw, stride[1], padding[1], dilation[1])
+    return stride, padding, dilation, groups, (N, Co, oh, ow)
+
+
+def _check_transpose(x_shape, W_shape, stride, padding, output_padding, groups, dilation):
+    """Validate conv_transpose2d geometry; returns normalised params and the output shape."""
+    x_shape = _shape4(x_shape, "input", "(N, C_in, H, W)")
+    W_shape = _shape4(W_shape, "weight", "(in_channels, out_channels/groups, kH, kW)")
+    stride = _pair(stride, "stride", 1)
+    padding = _pair(padding, "padding", 0)
+    dilation = _pair(dilation, "dilation", 1)
+    output_padding = _pair(output_padding, "output_padding", 0)
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    groups = int(groups)
+    N, C, H, Wd = x_shape
+    Ci, Cog, kh, kw = W_shape
+    if C != Ci:
+        raise ValueError(f"weight {W_shape} expects {Ci} input channels, input {x_shape} has {C}")
+    if C % groups:
+        raise ValueError(f"in_channels ({C}) must be divisible by groups ({groups})")
+    if kh < 1 or kw < 1:
+        raise ValueError(f"kernel size must be >= 1, got weight {W_shape}")
+    for a in range(2):
+        if output_padding[a] >= max(stride[a], dilation[a]):
+            raise ValueError(f"output_padding {output_padding} must be smaller than "
+                             f"max(stride, dilation) = max({stride}, {dilation}) per axis")
+    Ho = conv_transpose_output_size(H, kh, stride[0], padding[0], output_padding[0],
+                                    dilation[0])
+    Wo = conv_transpose_output_size(Wd, kw, stride[1], padding[1], output_padding[1],
+                                    dilation[1])
+    if Ho < 1 or Wo < 1:
+        raise ValueError(f"conv_transpose2d output size {Ho}x{Wo} is not positive (input "
+                         f"{x_shape}, weight {W_shape}, stride {stride}, padding {padding}, "
+                         f"dilation {dilation}, output_padding {output_padding})")
+    return stride, padding, output_padding, groups, dilation, (N, Cog * groups, Ho, Wo)
+
+
+# -------------------------------------------------------------------------- dispatch
+def winograd_applicable(W_shape, stride, dilation) -> bool:
+    """True for 3x3 kernels at stride 1 and dilation 1 (what F(2x2,3x3) computes)."""
+    return (tuple(W_shape[2:]) == (3, 3) and tuple(stride) == (1, 1)
+            and tuple(dilation) == (1, 1))
+
+
+def choose_algorithm(x_shape, W_shape, stride, padding, dilation, groups,
+                     which: str = "forward") -> str:
+    """The default CPU algorithm for one call: a fixed rule from measurements.
+
+    ``which`` is ``'forward'``, ``'input'`` (input gradient) or ``'weight'``.
+
+    Rule:
+
+    * grouped with few channels per group (``in_channels/groups <= 8``, e.g. depthwise):
+      ``direct``. im2col's GEMM would have an inner dimension of ``Cg*kh*kw`` (9 for
+      depthwise 3x3) and pay for a 9x copy of the input; the direct loops touch no
+      scratch memory.
+    * 3x3, stride 1, dilation 1, at least 64 input and 64 output channels per group,
+      forward and input gradient: ``winograd`` (2.25x fewer multiplications, and wide
+      enough that its 16 GEMMs with inner dimension ``Cg`` run near BLAS speed).
+    * everything else: ``im2col``.
+    """
+    Co, Cg = int(W_shape[0]), int(W_shape[1])
+    if Cg <= 8 and groups > 1:
+        return "direct"
+    if (which != "weight" and winograd_applicable(W_shape, stride, dilation)
+            and Cg >= 64 and Co // groups >= 64):
+        return "winograd"
+    return "im2col"
+
+
+def _module(impl, arr, x_shape, W_shape, stride, padding, dilation, groups, which):
+    """The algorithm module for this call (validating ``impl``)."""
+    if impl is None:
+        impl = "cuda" if is_cupy_array(arr) else choose_algorithm(
+            x_shape, W_shape, stride, padding, dilation, groups, which)
+    if impl not in ALGORITHMS:
+        raise ValueError(f"impl must be None or one of {ALGORITHMS}, got {impl!r}")
+    if impl == "cuda":
+        from scratchvision.kernels.conv import cuda  # noqa: PLC0415  (numba.cuda on demand)
+        return cuda
+    if is_cupy_array(arr):
+        raise ValueError(f"impl={impl!r} is a CPU algorithm but the arrays are CuPy arrays; "
+                         "use impl=None or 'cuda'")
+    if impl == "winograd" and not winograd_applicable(W_shape, stride, dilation):
+        raise ValueError(f"impl='winograd' needs a 3x3 kernel, stride 1 and dilation 1; got "
+                         f"weight {tuple(W_shape)}, stride {stride}, dilation {dilation}")
+    return {"reference": reference, "im2col": im2col, "direct": direct,
+            "winograd": winograd}[impl]
+
+
+def _contig(a):
+    return None if a is None else get_array_module(a).ascontiguousarray(a)
+
+
+# ---------------------------------------------------------------------- conv2d API
+def conv2d_output_shape(x_shape, W_shape, stride=1, padding=0, dilation=1, groups=1):
+    """Shape of conv2d's output (validating the geometry like ``conv2d_forward``)."""
+    return _check_conv(x_shape, W_shape, stride, padding, dilation, groups)[4]
+
+
+def conv2d_forward(x, W, b, stride, padding, dilation, groups, impl=None):
+    """2-D convolution (cross-correlation) of x (N, C, H, W) with W (Cout, C/groups, kH, kW).
+
+    ``b`` is (Cout,) or None; stride/padding/dilation are ints or (h, w) pairs. Returns
+    y (N, Cout, oh, ow) with ``oh = (H + 2*ph - dh*(kH-1) - 1) // sh + 1``.
+    """
+    dtype = _float_dtype(("input", x), ("weight", W), ("bias", b))
+    stride, padding, dilation, groups, y_shape = _check_conv(x.shape, W.shape, stride, padding,
+                                                             dilation, groups)
+    if b is not None and tuple(b.shape) != (W.shape[0],):
+        raise ValueError(f"bias must have shape ({W.shape[0]},), got {tuple(b.shape)}")
+    xp = get_array_module(x)
+    if x.size == 0 or W.size == 0:
+        y = xp.zeros(y_shape, dtype)
+        return y + b.reshape(1, -1, 1, 1) if b is not None and y.size else y
+    mod = _module(impl, x, x.shape, W.shape, stride, padding, dilation, groups, "forward")
+    return mod.conv2d_forward(_contig(x), _contig(W), _contig(b), stride, padding, dilation,
+                              groups)
+
+
+def _backward_input(gy, W, x_shape, stride, padding, dilation, groups, impl):
+    """Dispatch the input gradient (checked geometry; gy may be smaller than conv's output)."""
+    if gy.size == 0 or W.size == 0 or int(np.prod(x_shape)) == 0:
+        return get_array_module(gy).zeros(x_shape, gy.dtype)
+    mod = _module(impl, gy, x_shape, W.shape, stride, padding, dilation, groups, "input")
+    return mod.conv2d_backward_input(_contig(gy), _contig(W), tuple(x_shape), stride, padding,
+                                     dilation, groups)
+
+
+def _backward_weight(gy, x, W_shape, stride, padding, dilation, groups, impl):
+    """Dispatch the weight gradient (checked geometry)."""
+    if gy.size == 0 or x.size == 0 or int(np.prod(W_shape)) == 0:
+        return get_array_module(x).zeros(W_shape, x.dtype)
+    mod = _module(impl, x, x.shape, W_shape, stride, padding, dilation, groups, "weight")
+    return mod.conv2d_backward_weight(_contig(gy), _contig(x), tuple(W_shape), stride, padding,
+                                      dilation, groups)
+
+
+def conv2d_backward_input(gy, W, x_shape, stride, padding, dilation, groups, impl=None):
+    """Gradient of conv2d with respect to its input: gx of shape ``x_shape``."""
+    _float_dtype(("grad_output", gy), ("weight", W))
+    stride, padding, dilation, groups, y_shape = _check_conv(x_shape, W.shape, stride, padding,
+                                                             dilation, groups)
+    if tuple(gy.shape) != y_shape:
+        raise ValueError(f"grad_output must have conv2d's output shape {y_shape}, got "
+                         f"{tuple(gy.shape)}")
+    return _backward_input(gy, W, tuple(int(s) for s in x_shape), stride, padding, dilation,
+                           groups, impl)
+
+
+def conv2d_backward_weight(gy, x, W_shape, stride, padding, dilation, groups, impl=None):
+    """Gradient of conv2d with respect to its weight: gW of shape ``W_shape``."""
+    _float_dtype(("grad_output", gy), ("input", x))
+    stride, padding, dilation, groups, y_shape = _check_conv(x.shape, W_shape, stride, padding,
+                                                             dilation, groups)
+    if tuple(gy.shape) != y_shape:
+        raise ValueError(f"grad_output must have conv2d's output shape {y_shape}, got "
+                         f"{tuple(gy.shape)}")
+    return _backward_weight(gy, x, tuple(int(s) for s in W_shape), stride, padding, dilation,
+                            groups, impl)
+
+
+# ------------------------------------------------------------ conv_transpose2d API
+def conv_transpose2d_output_shape(x_shape, W_shape, stride=1, padding=0, output_padding=0,
+                                  groups=1, dilation=1):
+    """Shape of conv_transpose2d's output (validating the geometry)."""
+    return _check_transpose(x_shape, W_shape, stride, padding, output_padding, groups,
+                            dilation)[5]
+
+
+def conv_transpose2d_forward(x, W, b, stride, padding, output_padding, groups, dilation,
+                             impl=None):
+    """Transposed convolution of x (N, Cin, H, W) with W (Cin, Cout/groups, kH, kW).
+
+    Computed as conv2d's input gradient (see the module docstring). Returns
+    y (N, Cout, Ho, Wo) with ``Ho = (H-1)*sh - 2*ph + dh*(kH-1) + output_padding + 1``.
+    """
+    dtype = _float_dtype(("input", x), ("weight", W), ("bias", b))
+    stride, padding, output_padding, groups, dilation, y_shape = _check_transpose(
+        x.shape, W.shape, stride, padding, output_padding, groups, dilation)
+    if b is not None and tuple(b.shape) != (y_shape[1],):
+        raise ValueError(f"bias must have shape ({y_shape[1]},), got {tuple(b.shape)}")
+    y = _backward_input(x, W, y_shape, stride, padding, dilation, groups, impl)
+    if y.dtype != dtype:
+        y = y.astype(dtype)
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return y
+
+
+def conv_transpose2d_backward_input(gy, W, x_shape, stride, padding, output_padding, groups,
+                                    dilation, impl=None):
+    """Gradient of conv_transpose2d with respect to its input: conv2d of gy with W."""
+    _float_dtype(("grad_output", gy), ("weight", W))
+    stride, padding, output_padding, groups, dilation, y_shape = _check_transpose(
+        x_shape, W.shape, stride, padding, output_padding, groups, dilation)
+    if tuple(gy.shape) != y_shape:
+        raise ValueError(f"grad_output must have conv_transpose2d's output shape {y_shape}, "
+                         f"got {tuple(gy.shape)}")
+    x_shape = tuple(int(s) for s in x_shape)
+    if gy.size == 0 or W.size == 0 or int(np.prod(x_shape)) == 0:
+        return get_array_module(gy).zeros(x_shape, gy.dtype)
+    mod = _module(impl, gy, y_shape, W.shape, stride, padding, dilation, groups, "forward")
+    gx = mod.conv2d_forward(_contig(gy), _contig(W), None, stride, padding, dilation, groups)
+    # with output_padding >= stride (allowed when dilation > stride) conv2d of gy has more
+    # rows than x: those rows are outputs of a convolution the transposed one never used
+    return gx[:, :, :x_shape[2], :x_shape[3]] if gx.shape != x_shape else gx
+
+
+def conv_transpose2d_backward_weight(gy, x, W_shape, stride, padding, output_padding, groups,
+                                     dilation, impl=None):
+    """Gradient of conv_transpose2d with respect to W: conv2d's weight gradient, roles swapped.
+
+    In the adjoint picture the transposed conv's output gradient ``gy`` plays conv2d's input
+    and its input ``x`` plays conv2d's output gradient.
+    """
+    _float_dtype(("grad_output", gy), ("input", x))
+    stride, padding, output_padding, groups, dilation, y_shape = _check_transpose(
+        x.shape, W_shape, stride, padding, output_padding, groups, dilation)
+    if tuple(gy.shape) != y_shape:
+        raise ValueError(f"grad_output must have conv_transpose2d's output shape {y_shape}, "
+                         f"got {tuple(gy.shape)}")
+    return _backward_weight(x, gy, tuple(int(s) for s in W_shape), stride, padding, dilation,
+                            groups, impl)

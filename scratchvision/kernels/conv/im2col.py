@@ -1,0 +1,187 @@
+"""Convolution as matrix multiplication: im2col + GEMM (the default CPU algorithm).
+
+**Forward.** ``im2col`` copies, for every image, each input pixel that a kernel tap reads
+into a column matrix ``col`` of shape ``(C*kh*kw, oh*ow)``: row ``r = (c*kh + i)*kw + j``
+holds, for every output pixel ``p = oy*ow + ox``, the input value
+``x[c, oy*sh - ph + i*dh, ox*sw - pw + j*dw]`` (0 in the padding). The convolution of one
+group is then one matrix product::
+
+    y[n, g] (Cout/G, oh*ow) = W[g] (Cout/G, Cg*kh*kw) @ col[n, g] (Cg*kh*kw, oh*ow)
+
+Rows of ``col`` are ordered channel-major, so the rows of group ``g`` are the contiguous
+block ``[g*Cg*kh*kw, (g+1)*Cg*kh*kw)`` and the product writes straight into ``y``'s NCHW
+memory: ``np.matmul`` over a batch of ``(N, G)`` matrices, each one BLAS SGEMM/DGEMM call.
+
+**Backward.** The input gradient is the same product transposed, ``gcol = W[g]^T @ gy``,
+followed by ``col2im``, the adjoint of ``im2col``: each column entry is added back onto the
+input pixel it was copied from. ``col2im`` is parallel over ``(n, c)`` input planes; each
+plane is owned by one thread that sums its taps in a fixed order, so the result has the
+same bits on every run (no atomics, no races). The weight gradient is
+``gW[g] = sum_n gy[n, g] @ col[n, g]^T``, summed over the batch in order.
+
+**Cost.** Arithmetic: ``2 * N * Cout * Cg*kh*kw * oh*ow`` FLOPs, all inside BLAS, which runs
+near the machine's GEMM peak when ``Cout``, ``Cg*kh*kw`` and ``oh*ow`` are all large.
+Memory traffic: ``im2col`` writes ``kh*kw`` times the (strided) input, ``C*kh*kw*oh*ow``
+values per image, and the GEMM reads it back, so for 3x3 layers the column matrix is 9x
+the input; it is wasteful for depthwise layers (``Cg = 1``: a GEMM with one-row inner
+dimension), where ``direct.py`` is used instead. A 1x1, stride-1, unpadded convolution
+needs no ``col`` at all: the input already is its column matrix.
+
+**Workspace.** The column buffer is capped at ``workspace_limit()`` bytes (default
+256 MiB, ``set_workspace_limit``): the batch is processed in chunks of as many images as
+fit (at least one), so memory stays bounded on large inputs.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from scratchvision.kernels.conv._common import conv_output_size, valid_range
+
+_WORKSPACE_LIMIT = 256 * 2 ** 20
+
+
+def workspace_limit() -> int:
+    """Bytes the im2col (and Winograd) scratch buffers may use per call."""
+    return _WORKSPACE_LIMIT
+
+
+def set_workspace_limit(nbytes: int) -> int:
+    """Cap the scratch buffers at ``nbytes`` (the batch is chunked to fit); returns the old cap."""
+    global _WORKSPACE_LIMIT
+    if int(nbytes) < 1:
+        raise ValueError(f"workspace limit must be a positive number of bytes, got {nbytes}")
+    old, _WORKSPACE_LIMIT = _WORKSPACE_LIMIT, int(nbytes)
+    return old
+
+
+def batch_chunk(bytes_per_image: int, n: int) -> int:
+    """Images per chunk so that the scratch buffer stays under the workspace limit (>= 1)."""
+    if bytes_per_image <= 0:
+        return max(n, 1)
+    return int(max(1, min(n, _WORKSPACE_LIMIT // bytes_per_image)))
+
+
+@njit(parallel=True, cache=True)
+def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, col):
+    """Fill ``col`` (nb, C*kh*kw, oh*ow) with the input pixels each tap reads from ``x``."""
+    nb, C, H, Wd = x.shape
+    K = kh * kw
+    for t in prange(nb * C * K):
+        # t -> (n, r) with r = (c*kh + i)*kw + j, one row of one image's column matrix
+        n = t // (C * K)
+        r = t % (C * K)
+        c = r // K
+        i = (r % K) // kw
+        j = r % kw
+        row = col[n, r]
+        row[:] = 0
+        oy_lo, oy_hi = valid_range(oh, H, sh, ph, i * dh)
+        ox_lo, ox_hi = valid_range(ow, Wd, sw, pw, j * dw)
+        for oy in range(oy_lo, oy_hi):
+            iy = oy * sh - ph + i * dh          # input row read by output row oy
+            base = oy * ow
+            for ox in range(ox_lo, ox_hi):
+                row[base + ox] = x[n, c, iy, ox * sw - pw + j * dw]
+    return col
+
+
+@njit(parallel=True, cache=True)
+def col2im(col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx):
+    """Adjoint of ``im2col``: sum each column entry back onto its input pixel of ``gx``."""
+    nb, C, H, Wd = gx.shape
+    for t in prange(nb * C):
+        # t -> (n, c): one thread owns one input plane, so the sums need no atomics
+        n = t // C
+        c = t % C
+        plane = gx[n, c]
+        plane[:, :] = 0
+        for i in range(kh):
+            oy_lo, oy_hi = valid_range(oh, H, sh, ph, i * dh)
+            for j in range(kw):
+                ox_lo, ox_hi = valid_range(ow, Wd, sw, pw, j * dw)
+                row = col[n, (c * kh + i) * kw + j]
+                for oy in range(oy_lo, oy_hi):
+                    iy = oy * sh - ph + i * dh
+                    base = oy * ow
+                    for ox in range(ox_lo, ox_hi):
+                        plane[iy, ox * sw - pw + j * dw] += row[base + ox]
+    return gx
+
+
+def _geometry(x_shape, W_shape, gy_hw, stride, padding, dilation):
+    """Shared sizes: (N, C, Co, Cg, kh, kw, oh, ow, pointwise)."""
+    N, C = x_shape[0], x_shape[1]
+    Co, Cg, kh, kw = W_shape
+    oh, ow = gy_hw
+    # A 1x1 kernel at stride 1 without padding reads every pixel once, in order: col == x.
+    pointwise = kh == 1 and kw == 1 and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
+    return N, C, Co, Cg, kh, kw, oh, ow, pointwise
+
+
+def conv2d_forward(x, W, b, stride, padding, dilation, groups):
+    """y = conv2d(x, W) + b by im2col + batched GEMM, chunked over the batch."""
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    oh = conv_output_size(x.shape[2], W.shape[2], sh, ph, dh)
+    ow = conv_output_size(x.shape[3], W.shape[3], sw, pw, dw)
+    N, C, Co, Cg, kh, kw, oh, ow, pointwise = _geometry(x.shape, W.shape, (oh, ow), stride,
+                                                        padding, dilation)
+    G, P, R = groups, oh * ow, Cg * kh * kw
+    y = np.empty((N, Co, oh, ow), x.dtype)
+    Wm = W.reshape(G, Co // G, R)                                  # (G, Cog, Cg*kh*kw)
+    chunk = batch_chunk(0 if pointwise else C * kh * kw * P * x.itemsize, N)
+    col = None if pointwise else np.empty((chunk, C * kh * kw, P), x.dtype)
+    for n0 in range(0, N, chunk):
+        nb = min(chunk, N - n0)
+        if pointwise:
+            c = x[n0:n0 + nb].reshape(nb, G, R, P)
+        else:
+            c = im2col(x[n0:n0 + nb], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, col[:nb])
+            c = c.reshape(nb, G, R, P)                             # (nb, G, Cg*kh*kw, oh*ow)
+        np.matmul(Wm, c, out=y[n0:n0 + nb].reshape(nb, G, Co // G, P))
+    if b is not None:
+        y += b.reshape(1, Co, 1, 1)
+    return y
+
+
+def conv2d_backward_input(gy, W, x_shape, stride, padding, dilation, groups):
+    """gx = col2im(W^T @ gy), chunked over the batch."""
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    N, C, Co, Cg, kh, kw, oh, ow, pointwise = _geometry(x_shape, W.shape, gy.shape[2:], stride,
+                                                        padding, dilation)
+    G, P, R = groups, oh * ow, Cg * kh * kw
+    gx = np.empty(x_shape, gy.dtype)
+    WmT = W.reshape(G, Co // G, R).transpose(0, 2, 1)             # (G, Cg*kh*kw, Cog)
+    chunk = batch_chunk(0 if pointwise else C * kh * kw * P * gy.itemsize, N)
+    gcol = None if pointwise else np.empty((chunk, C * kh * kw, P), gy.dtype)
+    for n0 in range(0, N, chunk):
+        nb = min(chunk, N - n0)
+        g = gy[n0:n0 + nb].reshape(nb, G, Co // G, P)
+        if pointwise:
+            np.matmul(WmT, g, out=gx[n0:n0 + nb].reshape(nb, G, R, P))
+        else:
+            np.matmul(WmT, g, out=gcol[:nb].reshape(nb, G, R, P))
+            col2im(gcol[:nb], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx[n0:n0 + nb])
+    return gx
+
+
+def conv2d_backward_weight(gy, x, W_shape, stride, padding, dilation, groups):
+    """gW = sum_n gy[n] @ im2col(x[n])^T per group, chunked over the batch."""
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    N, C, Co, Cg, kh, kw, oh, ow, pointwise = _geometry(x.shape, W_shape, gy.shape[2:], stride,
+                                                        padding, dilation)
+    G, P, R = groups, oh * ow, Cg * kh * kw
+    gW = np.zeros((G, Co // G, R), x.dtype)
+    chunk = batch_chunk(0 if pointwise else C * kh * kw * P * x.itemsize, N)
+    col = None if pointwise else np.empty((chunk, C * kh * kw, P), x.dtype)
+    for n0 in range(0, N, chunk):
+        nb = min(chunk, N - n0)
+        if pointwise:
+            c = x[n0:n0 + nb].reshape(nb, G, R, P)
+        else:
+            c = im2col(x[n0:n0 + nb], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, col[:nb])
+            c = c.reshape(nb, G, R, P)
+        g = gy[n0:n0 + nb].reshape(nb, G, Co // G, P)
+        # (nb, G, Cog, P) @ (nb, G, P, R) -> (nb, G, Cog, R), summed over the images in order
+        gW += np.matmul(g, c.transpose(0, 1, 3, 2)).sum(axis=0)
+    return gW.reshape(W_shape)
