@@ -86,8 +86,10 @@ def log_softmax(input: Tensor, dim: int | None = None) -> Tensor:  # noqa: A002
 
 
 class Dropout(Function):
-    def forward(self, x, p):
-        keep = default_generator().random(x.shape) >= p
+    def forward(self, x, p, channelwise=False):
+        # channelwise (dropout2d): one draw per (n, c) plane, broadcast over H and W
+        shape = x.shape[:2] + (1,) * (x.ndim - 2) if channelwise else x.shape
+        keep = default_generator().random(shape) >= p
         self.mask = xp_of(x).asarray(keep, dtype=x.dtype) / (1 - p)
         return x * self.mask
 
@@ -106,6 +108,21 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True,  # noqa: A002
     if p == 1:
         return x * 0
     return Dropout.apply(x, p=p)
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True,  # noqa: A002
+              inplace: bool = False) -> Tensor:
+    """Zero whole channels of an (N, C, H, W) input with probability ``p`` (training)."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    x = _as_tensor(input)
+    if x.ndim not in (3, 4):
+        raise ValueError(f"dropout2d: expected (N, C, H, W) or (C, H, W) input, got {x.shape}")
+    if not training or p == 0:
+        return x
+    if p == 1:
+        return x * 0
+    return Dropout.apply(x, p=p, channelwise=True)
 
 
 # ---------------------------------------------------------------- gradient checks
@@ -152,4 +169,7 @@ def _dropout_case(rng):
     def fn(t):
         manual_seed(7)  # the same mask on every evaluation
         return dropout(t, 0.3)
-    return fn, [rng.standard_normal((4, 5))]
+    def fn2d(t):
+        manual_seed(7)
+        return dropout2d(t, 0.5)
+    return [(fn, [rng.standard_normal((4, 5))]), (fn2d, [rng.standard_normal((2, 3, 2, 2))])]

@@ -177,6 +177,13 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
+class Dropout2d(Dropout):
+    """Zero whole channels (feature maps) with probability p, as torch.nn.Dropout2d."""
+
+    def forward(self, x):
+        return F.dropout2d(x, self.p, self.training)
+
+
 class _BatchNorm(Module):
     _expected_ndim: tuple[int, ...] = ()
 
