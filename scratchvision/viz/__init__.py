@@ -2,3 +2,4 @@
 Selective Search regions, precision-recall and training curves. matplotlib is imported
 only by the functions that plot.
 """
+from .proposals import draw_proposals, save_proposals_png, segmentation_image  # noqa: F401
