@@ -13,3 +13,4 @@ from scratchvision.functional.normalization import batch_norm
 from scratchvision.functional.pooling import (adaptive_avg_pool2d, avg_pool2d, max_pool2d,
                                               max_unpool2d)
 from scratchvision.functional.interpolate import interpolate
+from scratchvision.functional.conv import conv2d, conv_transpose2d
