@@ -1,0 +1,134 @@
+"""DataLoader: batches of (images, per-image targets), with seeded shuffling and workers.
+
+``DataLoader(dataset, batch_size, shuffle, seed, drop_last, num_workers, collate_fn)``
+follows ``torch.utils.data.DataLoader``'s meaning of these arguments. Detection targets
+have a different number of boxes per image, so the default ``collate`` stacks only the
+images and keeps the targets as a list of dicts (as torchvision's detection references
+do).
+
+Order and randomness:
+
+- Shuffling draws one permutation per epoch (per ``iter(loader)``) from the loader's own
+  generator, ``numpy.random.default_rng(seed)``, so a seed fixes the sequence of epochs;
+  without a seed the permutations come from ``scratchvision.autograd.default_generator()``.
+- With ``num_workers > 0`` batches are built in worker processes (``multiprocessing``,
+  ``fork`` where the OS has it) and come back in order. Before each batch a worker seeds
+  scratchvision's default generator with a number drawn in the main process, so random
+  transforms differ from batch to batch and worker to worker, and an epoch is
+  reproducible whatever the number of workers. (Transforms given their *own* generator
+  would be copied into every worker and repeat each other: leave ``generator=None``.)
+"""
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from scratchvision.autograd import Tensor, default_generator, manual_seed
+
+
+def collate(batch: list) -> tuple:
+    """Default collate: ``[(image, target), ...] -> (images, [target, ...])``.
+
+    Tensor images (C, H, W) are stacked into a Tensor (N, C, H, W); NumPy images into an
+    array (N, ...). Images of different sizes raise a ValueError (resize them, or pass a
+    ``collate_fn`` that keeps a list).
+    """
+    if not batch:
+        raise ValueError("cannot collate an empty batch")
+    if not all(isinstance(s, (tuple, list)) and len(s) == 2 for s in batch):
+        raise TypeError("default collate expects (image, target) samples")
+    images = [s[0] for s in batch]
+    targets = [s[1] for s in batch]
+    arrays = [im.data if isinstance(im, Tensor) else np.asarray(im) for im in images]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise ValueError(f"images of different shapes {sorted(shapes)} cannot be stacked; "
+                         "resize them or pass collate_fn=list_collate")
+    stacked = np.stack(arrays)
+    return (Tensor(stacked) if isinstance(images[0], Tensor) else stacked), targets
+
+
+def list_collate(batch: list) -> tuple:
+    """Collate keeping both images and targets as lists (images of any size)."""
+    return [s[0] for s in batch], [s[1] for s in batch]
+
+
+def _load_batch(args):
+    """Worker body: seed, fetch the samples of one batch, collate."""
+    dataset, indices, collate_fn, seed = args
+    if seed is not None:
+        manual_seed(seed)
+    return collate_fn([dataset[int(i)] for i in indices])
+
+
+class DataLoader:
+    """Iterate over a dataset in batches (see the module doc).
+
+    Parameters
+    ----------
+    dataset : anything with ``__len__`` and ``__getitem__``.
+    batch_size : samples per batch.
+    shuffle : new random order every epoch.
+    seed : seed of the shuffling (and of the workers' per-batch seeds).
+    drop_last : drop the last incomplete batch.
+    num_workers : 0 loads in the calling process; n > 0 uses n worker processes.
+    collate_fn : ``list of samples -> batch`` (default ``collate``).
+    """
+
+    def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False,
+                 seed: int | None = None, drop_last: bool = False, num_workers: int = 0,
+                 collate_fn: Callable[[list], Any] | None = None) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        self.dataset, self.batch_size, self.shuffle = dataset, int(batch_size), shuffle
+        self.drop_last, self.num_workers = drop_last, int(num_workers)
+        self.collate_fn = collate_fn or collate
+        self.generator = np.random.default_rng(seed) if seed is not None else None
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def _rng(self) -> np.random.Generator:
+        return self.generator if self.generator is not None else default_generator()
+
+    def batches(self) -> list[np.ndarray]:
+        """The index batches of one epoch (draws the epoch's permutation)."""
+        n = len(self.dataset)
+        order = self._rng().permutation(n) if self.shuffle else np.arange(n)
+        out = [order[i:i + self.batch_size] for i in range(0, n, self.batch_size)]
+        if self.drop_last and out and len(out[-1]) < self.batch_size:
+            out.pop()
+        return out
+
+    def __iter__(self) -> Iterable:
+        batches = self.batches()
+        if self.num_workers == 0:
+            for idx in batches:
+                yield self.collate_fn([self.dataset[int(i)] for i in idx])
+            return
+        seeds = self._rng().integers(0, 2 ** 63 - 1, len(batches))
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        jobs = [(self.dataset, idx, self.collate_fn, int(s)) for idx, s in zip(batches, seeds)]
+        with mp.get_context(method).Pool(self.num_workers) as pool:
+            yield from pool.imap(_load_batch, jobs, chunksize=1)
+
+
+def progress(iterable: Iterable, desc: str | None = None, total: int | None = None,
+             **kwargs) -> Iterable:
+    """A tqdm progress bar around ``iterable`` for training loops.
+
+    ``for images, targets in progress(loader, desc=f"epoch {e}"): ...``; extra keyword
+    arguments go to ``tqdm`` (``disable=True`` turns it off, e.g. in tests).
+    """
+    from tqdm.auto import tqdm  # noqa: PLC0415  (optional at import time)
+
+    if total is None and hasattr(iterable, "__len__"):
+        total = len(iterable)
+    kwargs.setdefault("dynamic_ncols", True)
+    return tqdm(iterable, desc=desc, total=total, **kwargs)
