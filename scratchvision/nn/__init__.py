@@ -11,3 +11,6 @@ from scratchvision.nn.layers import (BatchNorm1d, BatchNorm2d, Dropout, Dropout2
 from scratchvision.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, SmoothL1Loss
 from scratchvision.nn.module import Module, Parameter
 from scratchvision.nn.utils import clip_grad_norm_, load, save
+from scratchvision.nn.pooling import (AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, MaxUnpool2d,
+                                      Upsample)
+from scratchvision.nn.conv import Conv2d, ConvTranspose2d, bilinear_upsampling_
