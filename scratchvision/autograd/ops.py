@@ -383,6 +383,11 @@ class GetItem(Function):
     """
 
     def forward(self, a, index):
+        if backend.is_cupy_array(a):  # numpy index arrays must move to the device too
+            xp = xp_of(a)
+            items = index if isinstance(index, tuple) else (index,)
+            items = tuple(xp.asarray(i) if isinstance(i, np.ndarray) else i for i in items)
+            index = items if isinstance(index, tuple) else items[0]
         self.in_shape, self.index, self.dtype = a.shape, index, a.dtype
         return a[index]
 
