@@ -3,3 +3,6 @@ Selective Search regions, precision-recall and training curves. matplotlib is im
 only by the functions that plot.
 """
 from .proposals import draw_proposals, save_proposals_png, segmentation_image  # noqa: F401
+from .draw import (class_color, draw_boxes, draw_masks, draw_segmentation,  # noqa: F401
+                   make_grid, save_image, save_image_grid)
+from .plots import plot_pr_curves, plot_training_curves, read_log  # noqa: F401
