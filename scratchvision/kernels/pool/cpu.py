@@ -1,0 +1,262 @@
+"""Pooling and unpooling on the CPU: Numba kernels, parallel over output rows or planes.
+
+Same arithmetic and signatures as ``reference.py``; what differs is the loop layout:
+
+* The forward kernels flatten the output into rows ``r = (n*C + c) * out_h + oh`` and run
+  ``prange`` over them: every row is written by exactly one thread, and a row of a plane
+  reads a band of ``kh`` contiguous input rows, so the inner ``ow``/tap loops walk memory
+  with unit stride (``sx`` for strided pools). Rows rather than planes keep both cores busy
+  even for a single image with few channels.
+* The window bounds are clipped once per row / column instead of testing every tap, so the
+  inner loop has no padding branches.
+* Backward passes that *scatter* (max_pool2d, avg_pool2d, adaptive_avg_pool2d: one output
+  feeds several inputs, windows overlap) run ``prange`` over ``(n, c)`` planes and scatter
+  serially inside a plane: a plane's gradient is owned by one thread, so there is no race
+  and the summation order is fixed: the same bits on every run, whatever the thread count.
+* max_unpool2d's backward is a pure gather (one read per output), parallel over rows.
+
+Arrays arrive C-contiguous (the package ``__init__`` makes them so) and are viewed as
+``(planes, H, W)``; only float32 and float64 specialisations get compiled.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from scratchvision.kernels.pool.shapes import pool_output_size
+
+_JIT = dict(parallel=True, cache=True, fastmath=False, nogil=True)
+
+
+# --------------------------------------------------------------------------- max_pool2d
+@njit(**_JIT)
+def _max_pool_fwd(x, y, idx, kh, kw, sy, sx, ph, pw, dy, dx):  # pragma: no cover (jit)
+    planes, h, w = x.shape
+    out_h, out_w = y.shape[1], y.shape[2]
+    for r in prange(planes * out_h):
+        p = r // out_h                      # r = p * out_h + oh indexes one output row
+        oh = r - p * out_h
+        h0 = oh * sy - ph                   # first tap row (may lie in the top padding)
+        i0 = 0
+        while h0 + i0 * dy < 0:             # skip the taps that fall in the top padding
+            i0 += 1
+        i1 = kh
+        while i1 > i0 and h0 + (i1 - 1) * dy >= h:   # ... and those in the bottom padding
+            i1 -= 1
+        for ow in range(out_w):
+            w0 = ow * sx - pw
+            j0 = 0
+            while w0 + j0 * dx < 0:
+                j0 += 1
+            j1 = kw
+            while j1 > j0 and w0 + (j1 - 1) * dx >= w:
+                j1 -= 1
+            best = -np.inf
+            arg = (h0 + i0 * dy) * w + (w0 + j0 * dx)   # the first real tap, as in torch
+            for i in range(i0, i1):
+                hh = h0 + i * dy
+                for j in range(j0, j1):
+                    ww = w0 + j * dx
+                    v = x[p, hh, ww]
+                    if v > best or v != v:      # first max wins; a NaN wins (propagates)
+                        best = v
+                        arg = hh * w + ww
+            y[p, oh, ow] = best
+            idx[p, oh, ow] = arg
+
+
+@njit(**_JIT)
+def _scatter_add_planes(gy, idx, gx):  # pragma: no cover (jit)
+    # gx[p].flat[idx[p, k]] += gy[p, k]: one thread owns a plane, serial inside (no race)
+    for p in prange(gy.shape[0]):
+        for k in range(gy.shape[1]):
+            gx[p, idx[p, k]] += gy[p, k]
+
+
+def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
+    """(N, C, H, W) -> y (N, C, out_h, out_w) and int64 argmax indices ``h * W + w``."""
+    n, c, h, w = x.shape
+    (kh, kw), (sy, sx), (ph, pw), (dy, dx) = kernel_size, stride, padding, dilation
+    out_h = pool_output_size(h, kh, sy, ph, dy, ceil_mode)
+    out_w = pool_output_size(w, kw, sx, pw, dx, ceil_mode)
+    y = np.empty((n, c, out_h, out_w), x.dtype)
+    idx = np.empty((n, c, out_h, out_w), np.int64)
+    if y.size:
+        _max_pool_fwd(x.reshape(n * c, h, w), y.reshape(n * c, out_h, out_w),
+                      idx.reshape(n * c, out_h, out_w), kh, kw, sy, sx, ph, pw, dy, dx)
+    return y, idx
+
+
+def max_pool2d_backward(gy, indices, x_shape, kernel_size, stride, padding, dilation,
+                        ceil_mode):
+    """gx (x_shape): each gy element added at its argmax (window arguments unused here)."""
+    n, c, h, w = x_shape
+    gx = np.zeros((n * c, h * w), gy.dtype)
+    if gy.size:
+        _scatter_add_planes(gy.reshape(n * c, -1), indices.reshape(n * c, -1), gx)
+    return gx.reshape(x_shape)
+
+
+# --------------------------------------------------------------------------- avg_pool2d
+@njit(cache=True)
+def _avg_window(o, stride, pad, kernel, size, count_include_pad):  # pragma: no cover (jit)
+    # window o along one axis: clip to the padded input (ceil-mode overhang is never
+    # counted), then to the real input; the divisor counts padding only if asked to
+    start = o * stride - pad
+    end = min(start + kernel, size + pad)
+    padded_len = end - start
+    start = max(start, 0)
+    end = min(end, size)
+    return start, end, padded_len if count_include_pad else end - start
+
+
+@njit(**_JIT)
+def _avg_pool_fwd(x, y, kh, kw, sy, sx, ph, pw, count_include_pad,
+                  divisor):  # pragma: no cover (jit)
+    planes, h, w = x.shape
+    out_h, out_w = y.shape[1], y.shape[2]
+    for r in prange(planes * out_h):
+        p = r // out_h                      # r = p * out_h + oh indexes one output row
+        oh = r - p * out_h
+        h0, h1, len_h = _avg_window(oh, sy, ph, kh, h, count_include_pad)
+        for ow in range(out_w):
+            w0, w1, len_w = _avg_window(ow, sx, pw, kw, w, count_include_pad)
+            total = 0.0                     # float64 accumulator for both dtypes
+            for hh in range(h0, h1):
+                for ww in range(w0, w1):
+                    total += x[p, hh, ww]
+            y[p, oh, ow] = total / (divisor if divisor > 0 else len_h * len_w)
+
+
+@njit(**_JIT)
+def _avg_pool_bwd(gy, gx, kh, kw, sy, sx, ph, pw, count_include_pad,
+                  divisor):  # pragma: no cover (jit)
+    planes, h, w = gx.shape
+    out_h, out_w = gy.shape[1], gy.shape[2]
+    for p in prange(planes):                # one thread owns plane p of gx: no race
+        for oh in range(out_h):
+            h0, h1, len_h = _avg_window(oh, sy, ph, kh, h, count_include_pad)
+            for ow in range(out_w):
+                w0, w1, len_w = _avg_window(ow, sx, pw, kw, w, count_include_pad)
+                g = gy[p, oh, ow] / (divisor if divisor > 0 else len_h * len_w)
+                for hh in range(h0, h1):
+                    for ww in range(w0, w1):
+                        gx[p, hh, ww] += g
+
+
+def avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                       divisor_override):
+    """(N, C, H, W) -> (N, C, out_h, out_w) window means (see ``reference.py``)."""
+    n, c, h, w = x.shape
+    (kh, kw), (sy, sx), (ph, pw) = kernel_size, stride, padding
+    out_h = pool_output_size(h, kh, sy, ph, 1, ceil_mode)
+    out_w = pool_output_size(w, kw, sx, pw, 1, ceil_mode)
+    y = np.empty((n, c, out_h, out_w), x.dtype)
+    if y.size:
+        _avg_pool_fwd(x.reshape(n * c, h, w), y.reshape(n * c, out_h, out_w), kh, kw, sy, sx,
+                      ph, pw, bool(count_include_pad), int(divisor_override or 0))
+    return y
+
+
+def avg_pool2d_backward(gy, x_shape, kernel_size, stride, padding, ceil_mode,
+                        count_include_pad, divisor_override):
+    """gx (x_shape): each gy / divisor spread over the real input cells of its window."""
+    n, c, h, w = x_shape
+    (kh, kw), (sy, sx), (ph, pw) = kernel_size, stride, padding
+    gx = np.zeros((n * c, h, w), gy.dtype)
+    if gy.size:
+        _avg_pool_bwd(gy.reshape(n * c, gy.shape[2], gy.shape[3]), gx, kh, kw, sy, sx, ph, pw,
+                      bool(count_include_pad), int(divisor_override or 0))
+    return gx.reshape(x_shape)
+
+
+# ------------------------------------------------------------------ adaptive_avg_pool2d
+@njit(**_JIT)
+def _adaptive_fwd(x, y):  # pragma: no cover (jit)
+    planes, h, w = x.shape
+    out_h, out_w = y.shape[1], y.shape[2]
+    for r in prange(planes * out_h):
+        p = r // out_h                      # r = p * out_h + i indexes one output row
+        i = r - p * out_h
+        h0 = (i * h) // out_h               # floor(i * H / out_h)
+        h1 = -((-(i + 1) * h) // out_h)     # ceil((i + 1) * H / out_h)
+        for j in range(out_w):
+            w0 = (j * w) // out_w
+            w1 = -((-(j + 1) * w) // out_w)
+            total = 0.0
+            for hh in range(h0, h1):
+                for ww in range(w0, w1):
+                    total += x[p, hh, ww]
+            y[p, i, j] = total / ((h1 - h0) * (w1 - w0))
+
+
+@njit(**_JIT)
+def _adaptive_bwd(gy, gx):  # pragma: no cover (jit)
+    planes, h, w = gx.shape
+    out_h, out_w = gy.shape[1], gy.shape[2]
+    for p in prange(planes):                # one thread owns plane p of gx (bins overlap)
+        for i in range(out_h):
+            h0 = (i * h) // out_h
+            h1 = -((-(i + 1) * h) // out_h)
+            for j in range(out_w):
+                w0 = (j * w) // out_w
+                w1 = -((-(j + 1) * w) // out_w)
+                g = gy[p, i, j] / ((h1 - h0) * (w1 - w0))
+                for hh in range(h0, h1):
+                    for ww in range(w0, w1):
+                        gx[p, hh, ww] += g
+
+
+def adaptive_avg_pool2d_forward(x, output_size):
+    """(N, C, H, W) -> (N, C, oh, ow): bin (i, j) averages its rows x columns."""
+    n, c, h, w = x.shape
+    out_h, out_w = output_size
+    y = np.empty((n, c, out_h, out_w), x.dtype)
+    if y.size:
+        _adaptive_fwd(x.reshape(n * c, h, w), y.reshape(n * c, out_h, out_w))
+    return y
+
+
+def adaptive_avg_pool2d_backward(gy, x_shape):
+    """gx (x_shape): each gy / bin area spread over its bin."""
+    n, c, h, w = x_shape
+    gx = np.zeros((n * c, h, w), gy.dtype)
+    if gy.size:
+        _adaptive_bwd(gy.reshape(n * c, gy.shape[2], gy.shape[3]), gx)
+    return gx.reshape(x_shape)
+
+
+# -------------------------------------------------------------------------- max_unpool2d
+@njit(**_JIT)
+def _unpool_fwd(x, idx, y):  # pragma: no cover (jit)
+    # y[p].flat[idx[p, k]] = x[p, k]; serial inside a plane so duplicates: last write wins
+    for p in prange(x.shape[0]):
+        for k in range(x.shape[1]):
+            y[p, idx[p, k]] = x[p, k]
+
+
+@njit(**_JIT)
+def _gather_planes(gy, idx, gx):  # pragma: no cover (jit)
+    # gx[p, k] = gy[p].flat[idx[p, k]]: a pure gather, each output written once
+    for p in prange(gx.shape[0]):
+        for k in range(gx.shape[1]):
+            gx[p, k] = gy[p, idx[p, k]]
+
+
+def max_unpool2d_forward(x, indices, output_size):
+    """x, indices (N, C, H, W) -> y (N, C, out_h, out_w): zeros with x written at indices."""
+    n, c = x.shape[:2]
+    out_h, out_w = output_size
+    y = np.zeros((n * c, out_h * out_w), x.dtype)
+    if x.size:
+        _unpool_fwd(x.reshape(n * c, -1), indices.reshape(n * c, -1), y)
+    return y.reshape(n, c, out_h, out_w)
+
+
+def max_unpool2d_backward(gy, indices):
+    """gx (indices.shape): gx[n, c, i, j] = gy[n, c].flat[indices[n, c, i, j]]."""
+    n, c = gy.shape[:2]
+    gx = np.empty(indices.shape, gy.dtype)
+    if gx.size:
+        _gather_planes(gy.reshape(n * c, -1), indices.reshape(n * c, -1), gx.reshape(n * c, -1))
+    return gx

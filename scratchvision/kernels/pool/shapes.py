@@ -1,0 +1,38 @@
+"""Output-size arithmetic shared by every pooling version (plain Python, no arrays).
+
+One pooling window of output row ``oh`` covers the input rows
+``oh*sy - ph + i*dy`` for ``i = 0 .. kh-1`` (rows < 0 or >= h are padding). The number of
+windows along an axis of length ``size`` is torch's ``pooling_output_shape``::
+
+    span = dilation * (kernel - 1) + 1                      # rows one window touches
+    out  = floor((size + 2*pad - span) / stride) + 1         # ceil_mode=False
+    out  = ceil((size + 2*pad - span) / stride) + 1          # ceil_mode=True ...
+    if ceil_mode and (out - 1) * stride >= size + pad:      # ... but the last window must
+        out -= 1                                             # start inside the input or the
+                                                             # left padding, never in the
+                                                             # right padding alone
+Example: size 5, kernel 2, stride 2, no padding: floor(3/2)+1 = 2 windows; ceil_mode gives
+ceil(3/2)+1 = 3, and the third starts at row 4 < 5, so it stays (it covers row 4 only).
+"""
+from __future__ import annotations
+
+
+def pool_output_size(size: int, kernel: int, stride: int, pad: int, dilation: int,
+                     ceil_mode: bool) -> int:
+    """Number of pooling windows along one axis (torch's ``pooling_output_shape``)."""
+    span = dilation * (kernel - 1) + 1
+    num = size + 2 * pad - span + (stride - 1 if ceil_mode else 0)
+    out = num // stride + 1        # floor division rounds toward -inf, like torch's div_rtn
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def adaptive_start(i: int, out_size: int, in_size: int) -> int:
+    """First input row of adaptive bin ``i``: floor(i * in / out)."""
+    return (i * in_size) // out_size
+
+
+def adaptive_end(i: int, out_size: int, in_size: int) -> int:
+    """One past the last input row of adaptive bin ``i``: ceil((i + 1) * in / out)."""
+    return -((-(i + 1) * in_size) // out_size)
