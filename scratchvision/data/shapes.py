@@ -91,8 +91,12 @@ def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
 
 
 def generate(seed: int, split: str, index: int, image_size: int = 128,
-             max_objects: int = 4) -> dict:
-    """One Shapes sample, a pure function of its arguments (see the module doc)."""
+             max_objects: int = 4, full_masks: bool = False) -> dict:
+    """One Shapes sample, a pure function of its arguments (see the module doc).
+
+    ``full_masks=True`` adds ``full_masks`` (K, H, W): each shape's whole (amodal) mask,
+    before occlusion by the shapes drawn after it.
+    """
     rng = np.random.default_rng([seed, SPLITS[split], index, image_size, max_objects])
     size = image_size
     bg = _background(rng, size)
@@ -144,11 +148,14 @@ def generate(seed: int, split: str, index: int, image_size: int = 128,
         shade = rng.normal(0, 6, (size, size, 1))            # a little texture on the object
         image[region] = np.clip(colour + shade[region], 0, 255)
         semantic[region] = labels[i]
-    return {"image": image.round().astype(np.uint8),
-            "boxes": masks_to_boxes(masks),
-            "labels": np.asarray(labels, np.int64),
-            "masks": masks,
-            "semantic": semantic}
+    out = {"image": image.round().astype(np.uint8),
+           "boxes": masks_to_boxes(masks),
+           "labels": np.asarray(labels, np.int64),
+           "masks": masks,
+           "semantic": semantic}
+    if full_masks:
+        out["full_masks"] = np.stack(full) if k else np.zeros((0, size, size), np.uint8)
+    return out
 
 
 class Shapes:

@@ -1,0 +1,155 @@
+"""Transforms keep image, boxes, masks and semantic maps aligned."""
+import numpy as np
+import pytest
+
+from scratchvision import Tensor
+from scratchvision.data import Shapes, masks_to_boxes
+from scratchvision.data import transforms as T
+
+
+def _sample(i=0, size=64):
+    img, t = Shapes("train", 8, image_size=size, seed=4)[i]
+    return img, t
+
+
+def _aligned(img, t):
+    """Boxes are the tight boxes of the masks; semantic agrees with the masks."""
+    np.testing.assert_array_equal(t["boxes"], masks_to_boxes(t["masks"]))
+    assert t["masks"].shape[1:] == img.shape[:2] == t["semantic"].shape
+    for k in range(len(t["masks"])):
+        assert (t["semantic"][t["masks"][k] > 0] == t["labels"][k]).all()
+
+
+def test_flip_twice_is_identity_and_aligned():
+    img, t = _sample()
+    flip = T.RandomHorizontalFlip(p=1.0)
+    f_img, f_t = flip(img, t)
+    _aligned(f_img, f_t)
+    np.testing.assert_array_equal(f_img, img[:, ::-1])
+    w = img.shape[1]
+    np.testing.assert_array_equal(f_t["boxes"][:, [0, 2]], w - t["boxes"][:, [2, 0]])
+    ff_img, ff_t = flip(f_img, f_t)
+    np.testing.assert_array_equal(ff_img, img)
+    for key in ("boxes", "masks", "semantic", "labels"):
+        np.testing.assert_array_equal(ff_t[key], t[key])
+    same_img, same_t = T.RandomHorizontalFlip(p=0.0)(img, t)
+    assert same_img is img and same_t is t
+
+
+def test_flip_does_not_modify_input():
+    img, t = _sample()
+    before = {k: np.copy(v) for k, v in t.items() if isinstance(v, np.ndarray)}
+    T.RandomHorizontalFlip(p=1.0)(img, t)
+    for k, v in before.items():
+        np.testing.assert_array_equal(t[k], v)
+
+
+def test_resize_keep_ratio_and_max_size():
+    r = T.Resize(100, max_size=150)
+    assert r.output_size(50, 60) == (100, 120)       # shorter side -> 100
+    assert r.output_size(50, 100) == (75, 150)       # longer side capped at 150
+    assert T.Resize((30, 40)).output_size(99, 7) == (30, 40)
+    img, t = _sample(1, 64)
+    out, rt = T.Resize(96)(img, t)
+    assert out.shape == (96, 96, 3)
+    np.testing.assert_allclose(rt["boxes"], t["boxes"] * 1.5)
+    # nearest-neighbour masks stay within a pixel of the scaled boxes
+    np.testing.assert_allclose(masks_to_boxes(rt["masks"]), rt["boxes"], atol=1.01)
+    assert set(np.unique(rt["semantic"])) <= set(np.unique(t["semantic"]))
+
+
+def test_expand_shifts_boxes_exactly(rng):
+    img, t = _sample(2)
+    out, et = T.RandomExpand(max_ratio=3, p=1.0, generator=rng)(img, t)
+    _aligned(out, et)
+    shift = et["boxes"][0, :2] - t["boxes"][0, :2]
+    left, top = int(shift[0]), int(shift[1])
+    h, w = img.shape[:2]
+    np.testing.assert_array_equal(out[top:top + h, left:left + w], img)
+    assert out.shape[0] >= h and out.shape[1] >= w
+
+
+def test_iou_crop_keeps_centre_boxes_with_enough_iou():
+    crops = 0
+    for seed in range(30):
+        img, t = _sample(seed % 8)
+        crop = T.RandomIoUCrop(generator=np.random.default_rng(seed))
+        out, ct = crop(img, t)
+        if crop.last is None:
+            assert out is img
+            continue
+        crops += 1
+        left, top, right, bottom, min_iou = crop.last
+        assert out.shape[:2] == (bottom - top, right - left)
+        b = t["boxes"]
+        cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+        inside = (left < cx) & (cx < right) & (top < cy) & (cy < bottom)
+        np.testing.assert_array_equal(ct["labels"], t["labels"][inside])
+        iou = T._iou_with(b[inside], np.float32([left, top, right, bottom]))
+        assert iou.max() >= min_iou
+        expect = b[inside] - np.float32([left, top, left, top])
+        expect[:, 0::2] = expect[:, 0::2].clip(0, right - left)
+        expect[:, 1::2] = expect[:, 1::2].clip(0, bottom - top)
+        np.testing.assert_array_equal(ct["boxes"], expect)
+        np.testing.assert_array_equal(ct["masks"], t["masks"][inside][:, top:bottom, left:right])
+        np.testing.assert_array_equal(out, img[top:bottom, left:right])
+        # the visible part of each mask lies inside its (clipped) box
+        mb = masks_to_boxes(ct["masks"])
+        nonempty = ct["masks"].any(axis=(1, 2))
+        assert (mb[nonempty, :2] >= ct["boxes"][nonempty, :2]).all()
+        assert (mb[nonempty, 2:] <= ct["boxes"][nonempty, 2:]).all()
+    assert crops > 5
+
+
+def test_iou_crop_without_boxes_is_identity():
+    img = np.zeros((10, 10, 3), np.uint8)
+    t = {"boxes": np.zeros((0, 4), np.float32), "labels": np.zeros(0, np.int64)}
+    out, ot = T.RandomIoUCrop()(img, t)
+    assert out is img and ot is t
+
+
+def test_photometric_distort_keeps_geometry(rng):
+    img, t = _sample(3)
+    out, ot = T.PhotometricDistort(p=1.0, generator=rng)(img, t)
+    assert out.shape == img.shape and out.dtype == np.uint8 and ot is t
+    assert not np.array_equal(out, img)
+    same, _ = T.PhotometricDistort(p=0.0, generator=rng)(img, t)
+    assert np.abs(same.astype(int) - img).max() <= 1        # HSV round trip only
+
+
+def test_to_tensor_and_normalize():
+    img = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 10
+    x, _ = T.ToTensor()(img, {})
+    assert isinstance(x, Tensor) and x.shape == (3, 2, 3) and x.data.dtype == np.float32
+    np.testing.assert_allclose(x.data, img.transpose(2, 0, 1) / 255.0, rtol=1e-6)
+    y, _ = T.Normalize(mean=(0.5, 0.5, 0.5), std=(0.5, 0.25, 1.0))(x, {})
+    np.testing.assert_allclose(y.data[1], (x.data[1] - 0.5) / 0.25, rtol=1e-6)
+    with pytest.raises(ValueError, match="ToTensor first"):
+        T.Normalize()(img, {})
+    with pytest.raises(TypeError, match="before ToTensor"):
+        T.RandomHorizontalFlip(p=1.0)(x, {})
+
+
+def test_compose_and_seeding_reproducible():
+    img, t = _sample(5)
+    pipe = T.Compose([T.RandomExpand(p=0.5), T.RandomIoUCrop(), T.RandomHorizontalFlip(),
+                      T.PhotometricDistort(), T.Resize((48, 48))])
+    import scratchvision as sv
+    sv.manual_seed(7)
+    a_img, a_t = pipe(img, t)
+    sv.manual_seed(7)
+    b_img, b_t = pipe(img, t)
+    np.testing.assert_array_equal(a_img, b_img)
+    np.testing.assert_array_equal(a_t["boxes"], b_t["boxes"])
+    assert a_img.shape == (48, 48, 3)
+
+
+def test_bad_boxes_rejected():
+    img = np.zeros((8, 8, 3), np.uint8)
+    t = {"boxes": np.float32([[5, 1, 2, 4]])}
+    with pytest.raises(ValueError, match=r"RandomHorizontalFlip: target\['boxes'\] row 0"):
+        T.RandomHorizontalFlip(p=1.0)(img, t)
+    with pytest.raises(ValueError, match="x2 < x1"):
+        T.Resize(4)(img, t)
+    with pytest.raises(ValueError, match="max_size"):
+        T.Resize(100, max_size=50)
