@@ -1,0 +1,94 @@
+"""NMS kernels: greedy ``nms`` and ``soft_nms`` on arrays (see ``reference.py`` for the
+algorithms and the tie rule).
+
+Dispatch by array type (``cpu`` for NumPy, ``cuda`` for CuPy) or ``impl=``. This module
+validates the inputs (shapes, NaNs, the threshold), returns an empty int64 array for
+empty input, and hands the versions C-contiguous float64 boxes and scores: boxes are tiny
+next to the O(N^2) work, and one dtype means one compiled specialisation and the very
+same IoU arithmetic on every device.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from scratchvision.backend import get_array_module, is_cupy_array
+from scratchvision.kernels.nms.reference import GAUSSIAN, LINEAR
+
+IMPLS = ("reference", "cpu", "cuda")
+METHODS = {"linear": LINEAR, "gaussian": GAUSSIAN}
+
+
+def _module(impl, x):
+    if impl is None:
+        impl = "cuda" if is_cupy_array(x) else "cpu"
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    if impl == "reference":
+        from scratchvision.kernels.nms import reference as mod
+    elif impl == "cpu":
+        from scratchvision.kernels.nms import cpu as mod
+    else:
+        from scratchvision.kernels.nms import cuda as mod
+    return mod
+
+
+def check_boxes_scores(boxes, scores):
+    """Validate (N, 4) boxes and (N,) scores; return float64 C-contiguous copies."""
+    xp = get_array_module(boxes)
+    boxes, scores = xp.asarray(boxes), xp.asarray(scores)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (N, 4) [x1, y1, x2, y2], got "
+                         f"{tuple(boxes.shape)}")
+    if scores.ndim != 1 or scores.shape[0] != boxes.shape[0]:
+        raise ValueError(f"scores must have shape (N,) with N = boxes.shape[0] = "
+                         f"{boxes.shape[0]}, got {tuple(scores.shape)}")
+    boxes = xp.ascontiguousarray(boxes, dtype=np.float64)
+    scores = xp.ascontiguousarray(scores, dtype=np.float64)
+    if boxes.size and bool(xp.isnan(boxes).any()):
+        raise ValueError("boxes contain NaN")
+    if scores.size and bool(xp.isnan(scores).any()):
+        raise ValueError("scores contain NaN")
+    return boxes, scores
+
+
+def _check_float(value, name: str) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__}") from None
+    if math.isnan(value):
+        raise ValueError(f"{name} must not be NaN")
+    return value
+
+
+def nms(boxes, scores, iou_threshold: float, impl: str | None = None):
+    """Greedy NMS -> int64 indices of the kept boxes by decreasing score (ties: lower index).
+
+    A box is suppressed by a kept box when their IoU is greater than ``iou_threshold``.
+    """
+    iou_threshold = _check_float(iou_threshold, "iou_threshold")
+    boxes, scores = check_boxes_scores(boxes, scores)
+    if boxes.shape[0] == 0:
+        return get_array_module(boxes).zeros(0, np.int64)
+    return _module(impl, boxes).nms(boxes, scores, iou_threshold)
+
+
+def soft_nms(boxes, scores, sigma: float = 0.5, iou_threshold: float = 0.3,
+             score_threshold: float = 0.001, method: str = "gaussian",
+             impl: str | None = None):
+    """Soft-NMS -> (kept int64 indices, their decayed float64 scores), best first."""
+    if method not in METHODS:
+        raise ValueError(f"method must be 'linear' or 'gaussian', got {method!r}")
+    sigma = _check_float(sigma, "sigma")
+    if method == "gaussian" and sigma <= 0:
+        raise ValueError(f"sigma must be > 0 for the gaussian method, got {sigma}")
+    iou_threshold = _check_float(iou_threshold, "iou_threshold")
+    score_threshold = _check_float(score_threshold, "score_threshold")
+    boxes, scores = check_boxes_scores(boxes, scores)
+    if boxes.shape[0] == 0:
+        xp = get_array_module(boxes)
+        return xp.zeros(0, np.int64), xp.zeros(0, np.float64)
+    return _module(impl, boxes).soft_nms(boxes, scores, sigma, iou_threshold,
+                                         score_threshold, METHODS[method])

@@ -1,0 +1,178 @@
+"""RoI Align, Numba CPU version (same values as ``reference.py`` up to rounding).
+
+What is different, and why it is faster:
+
+* **Separable bins.** A bin samples a ``grid_h x grid_w`` product grid and bilinear
+  weights factor into a row weight times a column weight (``scalar.linear_weights_1d``),
+  so the bin's value is ``sum_py R[py] * sum_px C[px] * x[py, px] / count`` where
+  ``R[py]`` sums the row weights of all sample rows falling on pixel row py (and the same
+  for columns). With ``sampling_ratio=2`` and bins about a pixel wide, the 2 samples of an
+  axis share pixels: 2-3 distinct rows x 2-3 columns = 4-9 multiply-adds per bin instead
+  of 4 samples x 4 corners = 16 gathers.
+* **Tables computed once per RoI, reused for every channel.** ``_tables`` builds, in
+  parallel over RoIs, the (pixel, weight) lists of every bin row ``ph`` and bin column
+  ``pw`` (slot capacity ``2 * grid``: each sample touches 2 pixels; repeated pixels are
+  merged, which needs only a look at the last two entries because sample positions
+  increase). They hold ``out_h * 2 * grid_h + out_w * 2 * grid_w`` entries per RoI.
+* **Forward**: ``prange`` over the ``R * C`` pairs ``(r, c)``: independent outputs.
+* **Backward**: ``prange`` over the ``N * C`` planes ``(n, c)`` of the *gradient*: each
+  thread owns one plane of ``gx``, sums the contributions of image n's RoIs in
+  increasing ``r`` order into a private float64 plane (fast, cache-resident, and more
+  accurate for float32), then writes it out. No races, no atomics: the same bits on every
+  run and for any number of threads.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from scratchvision.kernels.roi_align import scalar
+
+_geometry = njit(cache=True)(scalar.roi_align_geometry)
+_interp = njit(cache=True)(scalar.linear_weights_1d)
+
+
+@njit(parallel=True, cache=True)
+def _grid_sizes(rois, out_h, out_w, spatial_scale, sampling_ratio, aligned):
+    """(R, 2) sample-grid size (grid_h, grid_w) of each RoI, negatives clipped to 0."""
+    grid = np.empty((rois.shape[0], 2), np.int64)
+    for r in prange(rois.shape[0]):
+        _, _, _, _, gh, gw = _geometry(rois[r, 1], rois[r, 2], rois[r, 3], rois[r, 4],
+                                       spatial_scale, out_h, out_w, sampling_ratio, aligned)
+        grid[r, 0] = max(gh, 0)
+        grid[r, 1] = max(gw, 0)
+    return grid
+
+
+@njit(cache=True)
+def _add(idx, wts, s0, m, j, w):
+    """Add weight w for pixel j to the slot starting at s0 holding m entries; new m."""
+    for k in range(max(m - 2, 0), m):        # repeats can only be among the last two
+        if idx[s0 + k] == j:
+            wts[s0 + k] += w
+            return m
+    idx[s0 + m] = j
+    wts[s0 + m] = w
+    return m + 1
+
+
+@njit(cache=True)
+def _fill_axis(start, bin_size, grid, out, size, base, lens, idx, wts):
+    """(pixel, weight) lists of the ``out`` bins of one RoI along one axis."""
+    cap = 2 * grid
+    for p in range(out):
+        s0 = base + p * cap
+        m = 0
+        for i in range(grid):
+            v = start + p * bin_size + (i + 0.5) * bin_size / grid   # sample coordinate
+            lo, hi, w_lo, w_hi, ok = _interp(v, size)
+            if ok:
+                m = _add(idx, wts, s0, m, lo, w_lo)
+                m = _add(idx, wts, s0, m, hi, w_hi)
+        lens[p] = m
+
+
+@njit(parallel=True, cache=True)
+def _tables(rois, height, width, out_h, out_w, spatial_scale, sampling_ratio, aligned,
+            grid, roff, coff):
+    """Row and column tables of every RoI (see the module docstring)."""
+    nroi = rois.shape[0]
+    rlen = np.zeros((nroi, out_h), np.int64)
+    clen = np.zeros((nroi, out_w), np.int64)
+    ridx = np.zeros(roff[nroi], np.int64)
+    rw = np.zeros(roff[nroi], np.float64)
+    cidx = np.zeros(coff[nroi], np.int64)
+    cw = np.zeros(coff[nroi], np.float64)
+    inv_count = np.empty(nroi, np.float64)
+    for r in prange(nroi):
+        start_h, start_w, bin_h, bin_w, gh, gw = _geometry(
+            rois[r, 1], rois[r, 2], rois[r, 3], rois[r, 4], spatial_scale, out_h, out_w,
+            sampling_ratio, aligned)
+        inv_count[r] = 1.0 / max(gh * gw, 1)
+        _fill_axis(start_h, bin_h, grid[r, 0], out_h, height, roff[r], rlen[r], ridx, rw)
+        _fill_axis(start_w, bin_w, grid[r, 1], out_w, width, coff[r], clen[r], cidx, cw)
+    return rlen, clen, ridx, rw, cidx, cw, inv_count
+
+
+@njit(parallel=True, cache=True)
+def _forward(x, rois, grid, roff, coff, rlen, clen, ridx, rw, cidx, cw, inv_count, y):
+    channels = x.shape[1]
+    out_h, out_w = y.shape[2], y.shape[3]
+    for k in prange(rois.shape[0] * channels):
+        r = k // channels                    # (r, c) indexes one output plane
+        c = k % channels
+        n = int(rois[r, 0])
+        rcap = 2 * grid[r, 0]
+        ccap = 2 * grid[r, 1]
+        for ph in range(out_h):
+            rs = roff[r] + ph * rcap         # the rows of bin row ph: ridx[rs: rs + len]
+            for pw in range(out_w):
+                cs = coff[r] + pw * ccap
+                acc = 0.0
+                for a in range(rs, rs + rlen[r, ph]):
+                    py = ridx[a]
+                    row = 0.0
+                    for b in range(cs, cs + clen[r, pw]):
+                        row += cw[b] * x[n, c, py, cidx[b]]
+                    acc += rw[a] * row
+                y[r, c, ph, pw] = acc * inv_count[r]
+
+
+@njit(parallel=True, cache=True)
+def _backward(gy, rois, grid, roff, coff, rlen, clen, ridx, rw, cidx, cw, inv_count, gx):
+    batch, channels = gx.shape[0], gx.shape[1]
+    out_h, out_w = gy.shape[2], gy.shape[3]
+    height, width = gx.shape[2], gx.shape[3]
+    for k in prange(batch * channels):
+        n = k // channels                    # (n, c) indexes one plane of the gradient
+        c = k % channels
+        plane = np.zeros((height, width), np.float64)   # this thread's float64 sums
+        for r in range(rois.shape[0]):       # increasing r: a fixed sum order
+            if int(rois[r, 0]) != n:
+                continue
+            rcap = 2 * grid[r, 0]
+            ccap = 2 * grid[r, 1]
+            for ph in range(out_h):
+                rs = roff[r] + ph * rcap
+                for pw in range(out_w):
+                    cs = coff[r] + pw * ccap
+                    g = gy[r, c, ph, pw] * inv_count[r]
+                    for a in range(rs, rs + rlen[r, ph]):
+                        py = ridx[a]
+                        ga = g * rw[a]
+                        for b in range(cs, cs + clen[r, pw]):
+                            plane[py, cidx[b]] += ga * cw[b]
+        for py in range(height):
+            for px in range(width):
+                gx[n, c, py, px] = plane[py, px]
+
+
+def _build(rois, height, width, out_h, out_w, spatial_scale, sampling_ratio, aligned):
+    spatial_scale, sampling_ratio, aligned = float(spatial_scale), int(sampling_ratio), \
+        bool(aligned)
+    grid = _grid_sizes(rois, out_h, out_w, spatial_scale, sampling_ratio, aligned)
+    roff = np.zeros(rois.shape[0] + 1, np.int64)
+    np.cumsum(grid[:, 0] * (2 * out_h), out=roff[1:])
+    coff = np.zeros(rois.shape[0] + 1, np.int64)
+    np.cumsum(grid[:, 1] * (2 * out_w), out=coff[1:])
+    tables = _tables(rois, height, width, out_h, out_w, spatial_scale, sampling_ratio,
+                     aligned, grid, roff, coff)
+    return (grid, roff, coff) + tables
+
+
+def roi_align_forward(x, rois, out_h, out_w, spatial_scale, sampling_ratio, aligned):
+    """x (N, C, H, W), rois (R, 5) float64 -> y (R, C, out_h, out_w)."""
+    y = np.empty((rois.shape[0], x.shape[1], out_h, out_w), x.dtype)
+    tables = _build(rois, x.shape[2], x.shape[3], out_h, out_w, spatial_scale,
+                    sampling_ratio, aligned)
+    _forward(x, rois, *tables, y)
+    return y
+
+
+def roi_align_backward(gy, rois, x_shape, spatial_scale, sampling_ratio, aligned):
+    """gy (R, C, out_h, out_w) -> gx of shape x_shape (N, C, H, W)."""
+    gx = np.empty(x_shape, gy.dtype)
+    tables = _build(rois, x_shape[2], x_shape[3], gy.shape[2], gy.shape[3], spatial_scale,
+                    sampling_ratio, aligned)
+    _backward(gy, rois, *tables, gx)
+    return gx
