@@ -1,0 +1,225 @@
+"""conv2d / conv_transpose2d: every algorithm beside PyTorch CPU (oneDNN), forward and
+forward + backward, float32, on the shapes of issue 3.
+
+Rows per case: each algorithm that applies (``reference`` forward only, it is slow;
+``im2col``; ``direct``; ``winograd`` for 3x3 stride-1 dilation-1), ``default`` (what
+``impl=None`` picks, i.e. what users get) and ``torch`` (peer). Throughput is
+``2 * N * Cout * Cin/groups * kH * kW * oh * ow`` FLOPs per pass (x3 for forward + backward:
+one GEMM-sized product for the output, one for each gradient). The summary gives the
+machine's SGEMM rate (numpy matmul 2048^3 float32), the peak memory of the largest conv
+(tracemalloc, im2col forward + backward) and the geometric-mean ratios of ``default`` to
+torch against the goals.
+"""
+from __future__ import annotations
+
+import os
+
+# OpenMP threads (Numba's 'omp' threading layer, torch's intra-op pool) busy-wait after each
+# parallel region by default. im2col alternates Numba loops with OpenBLAS GEMMs, so spinning
+# Numba threads steal the cores BLAS needs (and torch's spinners steal ours): on a loaded
+# 2-core machine a tiny conv took 16 ms instead of 0.04 ms. Passive waiting removes that
+# for both sides; it must be set before libgomp loads, hence here, before numba/torch run.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import math  # noqa: E402
+import time  # noqa: E402
+import tracemalloc
+
+import numpy as np  # noqa: E402
+
+from benchmarks.harness import Row, measure, timed_row, try_import  # noqa: E402
+from scratchvision.kernels import conv as K  # noqa: E402
+
+# (label, N, Cin, Cout, H=W, k, stride, pad, dilation, groups)
+MAIN = [("N8 C64->64 56² k3 s1 p1", 8, 64, 64, 56, 3, 1, 1, 1, 1),
+        ("N8 C256->256 14² k3 s1 p1", 8, 256, 256, 14, 3, 1, 1, 1, 1),
+        ("N8 C256->64 28² k1", 8, 256, 64, 28, 1, 1, 0, 1, 1),
+        ("N8 C64->128 56² k3 s2 p1", 8, 64, 128, 56, 3, 2, 1, 1, 1),
+        ("N8 C64->64 56² k3 p2 d2", 8, 64, 64, 56, 3, 1, 2, 2, 1)]
+DEPTHWISE = ("N8 C64 56² k3 depthwise", 8, 64, 64, 56, 3, 1, 1, 1, 64)
+# transposed: (label, N, Cin, Cout, H, k, stride, pad)
+TRANSPOSED = ("N8 C64->32 28²->56² k4 s2 p1 (transposed)", 8, 64, 32, 28, 4, 2, 1)
+
+QUICK_MAIN = [("q N1 C8->8 12² k3 s1 p1", 1, 8, 8, 12, 3, 1, 1, 1, 1),
+              ("q N1 C8->4 8² k1", 1, 8, 4, 8, 1, 1, 0, 1, 1),
+              ("q N1 C8->8 12² k3 s2 p1", 1, 8, 8, 12, 3, 2, 1, 1, 1)]
+QUICK_DEPTHWISE = ("q N1 C8 12² k3 depthwise", 1, 8, 8, 12, 3, 1, 1, 1, 8)
+QUICK_TRANSPOSED = ("q N1 C8->4 6²->12² k4 s2 p1 (transposed)", 1, 8, 4, 6, 4, 2, 1)
+
+_LAST_SGEMM: dict = {}
+_LAST_PEAK: dict = {}
+
+
+def _flops(N, Cin, Cout, oh, ow, k, groups) -> float:
+    return 2.0 * N * Cout * (Cin // groups) * k * k * oh * ow
+
+
+def _conv_rows(case, quick, torch) -> list[Row]:
+    label, N, Cin, Cout, H, k, s, p, d, g = case
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, Cin, H, H), dtype=np.float32)
+    W = (rng.standard_normal((Cout, Cin // g, k, k), dtype=np.float32) * 0.1).astype(np.float32)
+    b = rng.standard_normal(Cout, dtype=np.float32)
+    args = ((s, s), (p, p), (d, d), g)
+    y = K.conv2d_forward(x, W, b, *args)
+    gy = rng.standard_normal(y.shape, dtype=np.float32)
+    flops = _flops(N, Cin, Cout, y.shape[2], y.shape[3], k, g)
+    reps = dict(warmup=1, repeat=2) if quick else dict(warmup=2, repeat=7)
+    slow = dict(warmup=1, repeat=2) if quick else dict(warmup=1, repeat=3)
+    rows = []
+    impls = ["reference", "im2col", "direct"]
+    if K.winograd_applicable(W.shape, (s, s), (d, d)):
+        impls.append("winograd")
+    fwd_case, both_case = f"fwd {label}", f"fwd+bwd {label}"
+    for impl in impls + [None]:
+        name = impl or f"default ({K.choose_algorithm(x.shape, W.shape, *args)})"
+        kw = slow if impl in ("reference", "direct") and g == 1 else reps
+        rows.append(timed_row(fwd_case, name,
+                              lambda: K.conv2d_forward(x, W, b, *args, impl=impl),
+                              work=flops, work_unit="GFLOP/s", **kw))
+        if impl == "reference":
+            continue
+
+        def both(impl=impl):
+            K.conv2d_forward(x, W, b, *args, impl=impl)
+            K.conv2d_backward_input(gy, W, x.shape, *args, impl=impl)
+            K.conv2d_backward_weight(gy, x, W.shape, *args, impl=impl)
+            gy.sum(axis=(0, 2, 3))
+        rows.append(timed_row(both_case, name, both, work=3 * flops, work_unit="GFLOP/s",
+                              **kw))
+    if torch is not None:
+        rows += _torch_rows(torch, fwd_case, both_case, x, W, b, gy, flops, reps,
+                            lambda tx, tw, tb: torch.nn.functional.conv2d(
+                                tx, tw, tb, stride=s, padding=p, dilation=d, groups=g))
+    return rows
+
+
+def _transposed_rows(case, quick, torch) -> list[Row]:
+    label, N, Cin, Cout, H, k, s, p = case
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, Cin, H, H), dtype=np.float32)
+    W = (rng.standard_normal((Cin, Cout, k, k), dtype=np.float32) * 0.1).astype(np.float32)
+    b = rng.standard_normal(Cout, dtype=np.float32)
+    args = ((s, s), (p, p), (0, 0), 1, (1, 1))
+    y = K.conv_transpose2d_forward(x, W, b, *args)
+    gy = rng.standard_normal(y.shape, dtype=np.float32)
+    flops = _flops(N, Cout, Cin, H, H, k, 1)        # the adjoint conv's multiply-adds
+    reps = dict(warmup=1, repeat=2) if quick else dict(warmup=2, repeat=7)
+    fwd_case, both_case = f"fwd {label}", f"fwd+bwd {label}"
+    rows = []
+    for impl in ["reference", "im2col", "direct", None]:
+        name = impl or "default"
+        kw = dict(warmup=1, repeat=2 if quick else 3) if impl in ("reference", "direct") \
+            else reps
+        rows.append(timed_row(fwd_case, name,
+                              lambda: K.conv_transpose2d_forward(x, W, b, *args, impl=impl),
+                              work=flops, work_unit="GFLOP/s", **kw))
+
+        def both(impl=impl):
+            K.conv_transpose2d_forward(x, W, b, *args, impl=impl)
+            K.conv_transpose2d_backward_input(gy, W, x.shape, *args, impl=impl)
+            K.conv_transpose2d_backward_weight(gy, x, W.shape, *args, impl=impl)
+            gy.sum(axis=(0, 2, 3))
+        rows.append(timed_row(both_case, name, both, work=3 * flops, work_unit="GFLOP/s", **kw))
+    if torch is not None:
+        rows += _torch_rows(torch, fwd_case, both_case, x, W, b, gy, flops, reps,
+                            lambda tx, tw, tb: torch.nn.functional.conv_transpose2d(
+                                tx, tw, tb, stride=s, padding=p))
+    return rows
+
+
+def _torch_rows(torch, fwd_case, both_case, x, W, b, gy, flops, reps, op) -> list[Row]:
+    tx, tw, tb = (torch.from_numpy(a) for a in (x, W, b))
+    tgy = torch.from_numpy(gy)
+
+    def fwd():
+        with torch.no_grad():
+            op(tx, tw, tb)
+    gx_, gw_, gb_ = (t.clone().requires_grad_(True) for t in (tx, tw, tb))
+
+    def both():
+        gx_.grad = gw_.grad = gb_.grad = None
+        op(gx_, gw_, gb_).backward(tgy)
+    return [timed_row(fwd_case, "torch", fwd, peer=True, work=flops, work_unit="GFLOP/s",
+                      **reps),
+            timed_row(both_case, "torch", both, peer=True, work=3 * flops,
+                      work_unit="GFLOP/s", **reps)]
+
+
+def _sgemm_gflops(quick: bool) -> float:
+    n = 512 if quick else 2048
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    sec, _ = measure(lambda: a @ a, warmup=1, repeat=2 if quick else 5)
+    return 2.0 * n ** 3 / sec / 1e9
+
+
+def _peak_memory(case) -> tuple[str, float, float]:
+    """Peak traced bytes of one im2col forward + backward of ``case`` and its tensors' size."""
+    label, N, Cin, Cout, H, k, s, p, d, g = case
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, Cin, H, H), dtype=np.float32)
+    W = rng.standard_normal((Cout, Cin // g, k, k), dtype=np.float32)
+    args = ((s, s), (p, p), (d, d), g)
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    y = K.conv2d_forward(x, W, None, *args, impl="im2col")
+    K.conv2d_backward_input(y, W, x.shape, *args, impl="im2col")
+    K.conv2d_backward_weight(y, x, W.shape, *args, impl="im2col")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return label, peak / 2 ** 20, (x.nbytes + y.nbytes) / 2 ** 20
+
+
+def run(quick: bool = False) -> list[Row]:
+    torch = try_import("torch")
+    main = QUICK_MAIN if quick else MAIN
+    rows: list[Row] = []
+    t0 = time.perf_counter()
+    for case in main + [QUICK_DEPTHWISE if quick else DEPTHWISE]:
+        rows += _conv_rows(case, quick, torch)
+    rows += _transposed_rows(QUICK_TRANSPOSED if quick else TRANSPOSED, quick, torch)
+    _LAST_SGEMM["gflops"] = _sgemm_gflops(quick)
+    largest = max(main, key=lambda c: _flops(c[1], c[2], c[3], c[4], c[4], c[5], c[9]))
+    _LAST_PEAK["value"] = _peak_memory(largest)
+    _LAST_PEAK["seconds"] = time.perf_counter() - t0
+    _LAST_PEAK["main"] = [c[0] for c in main]
+    _LAST_PEAK["depthwise"] = (QUICK_DEPTHWISE if quick else DEPTHWISE)[0]
+    _LAST_PEAK["transposed"] = (QUICK_TRANSPOSED if quick else TRANSPOSED)[0]
+    return rows
+
+
+def _geomean(values) -> float:
+    values = [v for v in values if v is not None]
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
+
+
+def summary(rows: list[Row]) -> str:
+    def t(case, prefix):
+        return next((r.seconds for r in rows if r.case == case and r.impl.startswith(prefix)),
+                    None)
+
+    def ratio(case):
+        ours, peer = t(case, "default"), t(case, "torch")
+        return None if ours is None or peer is None else ours / peer
+    lines = [f"Machine SGEMM (numpy matmul float32): {_LAST_SGEMM.get('gflops', float('nan')):.1f}"
+             " GFLOP/s."]
+    if "value" in _LAST_PEAK:
+        label, peak, data = _LAST_PEAK["value"]
+        lines.append(f"Peak traced memory of the largest conv ({label}, im2col forward + both "
+                     f"backwards): {peak:.1f} MiB (input + output themselves {data:.1f} MiB; "
+                     f"workspace cap {K.workspace_limit() / 2 ** 20:.0f} MiB).")
+    if any(r.peer for r in rows):
+        main = _LAST_PEAK.get("main", [])
+        goals = [("conv2d forward, geomean of the main shapes", [f"fwd {c}" for c in main], 1.25),
+                 ("conv2d forward+backward, geomean", [f"fwd+bwd {c}" for c in main], 1.5),
+                 ("conv_transpose2d forward+backward", [f"fwd+bwd {_LAST_PEAK['transposed']}"],
+                  1.5),
+                 ("depthwise forward", [f"fwd {_LAST_PEAK['depthwise']}"], 2.0)]
+        lines.append("Goals (default algorithm / torch, lower is better):")
+        for name, cases, goal in goals:
+            g = _geomean([ratio(c) for c in cases])
+            lines.append(f"- {name}: {g:.2f}x (goal <= {goal}x: "
+                         f"{'met' if g <= goal else 'NOT met'})")
+    else:
+        lines.append("torch not installed: no goal ratios.")
+    return "\n".join(lines)
