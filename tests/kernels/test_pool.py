@@ -10,6 +10,7 @@ from scratchvision import functional as F
 from scratchvision import nn
 from scratchvision.autograd.gradcheck import registered_gradchecks, run_case
 from scratchvision.kernels import pool as P
+from scratchvision.kernels.pool.shapes import first_empty_window
 from tests.helpers import assert_close, non_contiguous
 
 FAST = ["cpu"]          # versions compared with "reference" (cuda: test_pool_cuda.py)
@@ -110,8 +111,12 @@ def pool_params(draw, dilation=True):
 
 def _out_ok(p):
     n, c, h, w = p["shape"]
-    return all(P.pool_output_size(s, k, st_, pd, d, p["ceil_mode"]) >= 1 for s, k, st_, pd, d in
-               zip((h, w), p["kernel_size"], p["stride"], p["padding"], p["dilation"]))
+    for s, k, st_, pd, d in zip((h, w), p["kernel_size"], p["stride"], p["padding"],
+                                p["dilation"]):
+        out = P.pool_output_size(s, k, st_, pd, d, p["ceil_mode"])
+        if out < 1 or first_empty_window(s, k, st_, pd, d, out) >= 0:
+            return False
+    return True
 
 
 def _input(p):
@@ -248,6 +253,8 @@ def test_layers(rng):
     (lambda x: P.max_pool2d_forward(x, 2, stride=0), "stride must be >= 1"),
     (lambda x: P.max_pool2d_forward(x, 2, padding=-1), "padding must be >= 0"),
     (lambda x: P.max_pool2d_forward(x, 9), "output size is too small"),
+    (lambda x: P.max_pool2d_forward(x[..., :1, :], (2, 1), 1, (1, 0), (2, 1)),
+     "window 0 along height lies entirely in the padding"),
     (lambda x: P.max_pool2d_forward(x[0], 2), r"4-D \(N, C, H, W\), got shape \(3, 5, 5\)"),
     (lambda x: P.avg_pool2d_forward(x, 2, divisor_override=0), "divisor_override"),
     (lambda x: P.max_pool2d_backward(np.ones((1, 3, 3, 3)), np.zeros((1, 3, 3, 3), int),

@@ -21,7 +21,7 @@ import numpy as np
 
 from scratchvision.backend import get_array_module, is_cupy_array
 from scratchvision.kernels.pool.shapes import (adaptive_end, adaptive_start,
-                                               pool_output_size)
+                                               first_empty_window, pool_output_size)
 
 IMPLS = ("reference", "cpu", "cuda")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -100,6 +100,12 @@ def _window_args(x_shape, kernel_size, stride, padding, dilation, ceil_mode):
         raise ValueError(f"output size is too small: input of shape {tuple(x_shape)} with "
                          f"kernel_size={k}, stride={s}, padding={p}, dilation={d} gives "
                          f"{out[0]}x{out[1]} windows")
+    for axis, size in enumerate((h, w)):
+        o = first_empty_window(size, k[axis], s[axis], p[axis], d[axis], out[axis])
+        if o >= 0:
+            raise ValueError(f"pooling window {o} along {('height', 'width')[axis]} lies "
+                             f"entirely in the padding: input of shape {tuple(x_shape)} with "
+                             f"kernel_size={k}, stride={s}, padding={p}, dilation={d}")
     return k, s, p, d, out
 
 

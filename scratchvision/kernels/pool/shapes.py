@@ -36,3 +36,21 @@ def adaptive_start(i: int, out_size: int, in_size: int) -> int:
 def adaptive_end(i: int, out_size: int, in_size: int) -> int:
     """One past the last input row of adaptive bin ``i``: ceil((i + 1) * in / out)."""
     return -((-(i + 1) * in_size) // out_size)
+
+
+def first_empty_window(size: int, kernel: int, stride: int, pad: int, dilation: int,
+                       out: int) -> int:
+    """Index of the first window with no tap inside the input, or -1 when there is none.
+
+    Only windows starting in the top/left padding can miss the input (the output-size rule
+    makes every window start before ``size``), and only with dilation: kernel 2, dilation 2,
+    padding 1 on a size-1 axis taps rows -1 and 1. torch returns -inf and an out-of-range
+    index there; scratchvision rejects such a geometry instead.
+    """
+    o = 0
+    while o < out and o * stride - pad < 0:
+        start = o * stride - pad
+        if not any(0 <= start + i * dilation < size for i in range(kernel)):
+            return o
+        o += 1
+    return -1

@@ -1,0 +1,78 @@
+"""Interpolation: bilinear x2 upsampling (align_corners False and True) and nearest x2,
+forward and forward + backward, float32, on 8x32x64x64 (an FCN/U-Net decoder step).
+
+``cpu`` is scratchvision's Numba kernel called through ``F.interpolate`` (fwd+bwd includes
+the autograd bookkeeping), beside PyTorch CPU and, for the forward with half-pixel centres
+(align_corners=False, the same convention), OpenCV's ``cv2.resize`` with INTER_LINEAR /
+INTER_NEAREST. OpenCV is given the batch as one HWC image of N*C channels, already in that
+layout (the transpose is not timed), which is the layout it is fast in. Goal: bilinear
+forward + backward <= 1.0x PyTorch. ``--quick`` uses 2x8x32x32.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.harness import Row, timed_row, try_import
+
+
+def run(quick: bool = False) -> list[Row]:
+    import scratchvision as sv
+    from scratchvision import functional as F
+    torch, cv2 = try_import("torch"), try_import("cv2")
+    rng = np.random.default_rng(0)
+    shape = (2, 8, 32, 32) if quick else (8, 32, 64, 64)
+    timing = dict(warmup=1, repeat=3) if quick else dict(warmup=2, repeat=9)
+    x = rng.standard_normal(shape).astype(np.float32)
+    n, c, h, w = shape
+    out_items = n * c * 4 * h * w / 1e6          # output megapixels per call
+    rows: list[Row] = []
+    for mode, ac in (("bilinear", False), ("bilinear", True), ("nearest", None)):
+        kw = dict(scale_factor=2, mode=mode, align_corners=ac)
+        label = f"{mode} x2 {'x'.join(map(str, shape))}" + ("" if ac is None else f" ac={ac}")
+        xs, xg = sv.tensor(x), sv.tensor(x, requires_grad=True)
+        gy = rng.standard_normal((n, c, 2 * h, 2 * w)).astype(np.float32)
+
+        def fwd():
+            with sv.no_grad():
+                F.interpolate(xs, **kw)
+
+        def fwd_bwd():
+            xg.grad = None
+            F.interpolate(xg, **kw).backward(gy)
+
+        common = dict(work=out_items, work_unit="Mpix/s", **timing)
+        rows.append(timed_row(f"{label} fwd", "cpu", fwd, **common))
+        rows.append(timed_row(f"{label} fwd+bwd", "cpu", fwd_bwd, **common))
+        if torch is not None:
+            tx = torch.from_numpy(x)
+            tg, tgy = tx.clone().requires_grad_(), torch.from_numpy(gy)
+
+            def tfwd():
+                with torch.no_grad():
+                    torch.nn.functional.interpolate(tx, **kw)
+
+            def tfwd_bwd():
+                tg.grad = None
+                torch.nn.functional.interpolate(tg, **kw).backward(tgy)
+
+            rows.append(timed_row(f"{label} fwd", "torch", tfwd, peer=True, **common))
+            rows.append(timed_row(f"{label} fwd+bwd", "torch", tfwd_bwd, peer=True, **common))
+        if cv2 is not None and ac is not True and n * c <= 512:
+            hwc = np.ascontiguousarray(x.reshape(n * c, h, w).transpose(1, 2, 0))
+            interp = cv2.INTER_LINEAR if mode == "bilinear" else cv2.INTER_NEAREST
+            rows.append(timed_row(f"{label} fwd", "cv2.resize",
+                                  lambda: cv2.resize(hwc, (2 * w, 2 * h), interpolation=interp),
+                                  peer=True, note="HWC layout, not timed", **common))
+    return rows
+
+
+def summary(rows: list[Row]) -> str:
+    torch_best = {r.case: r.seconds for r in rows if r.impl == "torch"}
+    lines = []
+    for i, r in enumerate(rows):
+        if r.impl == "cpu" and r.case.startswith("bilinear") and r.case.endswith("fwd+bwd") \
+                and r.case in torch_best:
+            ratio = r.seconds / torch_best[r.case]
+            lines.append(f"goal bilinear fwd+bwd <= 1.0x torch: {r.case}: {ratio:.2f}x "
+                         f"({'met' if ratio <= 1.0 else 'NOT met'})")
+    return "\n".join(lines)
