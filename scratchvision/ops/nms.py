@@ -76,6 +76,8 @@ def _check_idxs(idxs, n, xp):
 def _batched_nms_coordinate_trick(boxes, scores, idxs, iou_threshold):
     xp = get_array_module(boxes)
     boxes = xp.asarray(boxes, dtype=np.float64)
+    if boxes.shape[0] == 0:
+        return xp.zeros(0, np.int64)
     span = float(boxes.max() - boxes.min())
     offsets = (idxs - idxs.min()).astype(np.float64) * (span + 1.0)   # (N,)
     return K.nms(boxes + offsets[:, None], scores, iou_threshold)
