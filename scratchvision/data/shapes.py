@@ -166,7 +166,8 @@ class Shapes:
     split : ``'train'``, ``'val'`` (or ``'test'``): independent streams of images.
     num_images : dataset length.
     image_size : square image side in pixels (shape sizes scale with it).
-    seed : base seed; sample ``i`` is a function of (seed, split, i) only.
+    seed : base seed; sample ``i`` is a function of (seed, split, i) (and of image_size and
+        max_objects: changing those draws a different set of images).
     max_objects : at most this many objects per image (at least one is always tried).
     transforms : optional callable ``(image, target) -> (image, target)``.
 

@@ -39,6 +39,7 @@ category's whole detection list at once.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -203,14 +204,31 @@ def _load(obj: Any, what: str):
 
 
 def _check_box(box, where: str) -> list[float]:
+    """One box validated (the slow path, used to name the culprit)."""
     if not isinstance(box, (list, tuple, np.ndarray)) or len(box) != 4:
         raise ValueError(f"{where}: 'bbox' must be [x, y, w, h], got {box!r}")
-    b = [float(v) for v in box]
+    try:
+        b = [float(v) for v in box]
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: 'bbox' must hold numbers, got {box!r}") from None
     if not all(np.isfinite(b)):
         raise ValueError(f"{where}: 'bbox' has a non-finite value {b}")
     if b[2] < 0 or b[3] < 0:
         raise ValueError(f"{where}: 'bbox' has negative width/height {b}")
     return b
+
+
+def _boxes_array(raw: list, name: str) -> np.ndarray:
+    """(N, 4) float64 of the raw 'bbox' values, validated in one go; errors name the item."""
+    try:
+        arr = np.asarray(raw, np.float64).reshape(len(raw), 4)
+        ok = np.isfinite(arr).all() and (arr[:, 2:] >= 0).all()
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        for n, b in enumerate(raw):
+            _check_box(b, f"{name}[{n}]")
+    return arr
 
 
 def _prepare(gt: dict, results: list, iou_type: str):
@@ -251,18 +269,26 @@ def _prepare(gt: dict, results: list, iou_type: str):
             continue
         crowd = bool(ann.get("iscrowd", 0))
         if iou_type == "bbox":
-            box = _check_box(ann.get("bbox"), where)
+            if "bbox" not in ann:
+                raise ValueError(f"{where} has no 'bbox'")
+            box = ann["bbox"]
         else:
             cnt = counts_of(ann, where)
             g_cnt.append(cnt)
-            box = [0.0] * 4
+            box = (0.0, 0.0, 0.0, 0.0)
         area = ann.get("area")
         if area is None:        # pycocotools needs 'area'; fall back to the region's area
-            area = box[2] * box[3] if iou_type == "bbox" else mask_utils.counts_area(cnt)
+            if iou_type == "bbox":
+                b = _check_box(box, where)
+                area = b[2] * b[3]
+            else:
+                area = mask_utils.counts_area(cnt)
         g_key.append(cat_index[cat] * n_img + img_index[im])
         g_box.append(box)
         g_crowd.append(crowd)
-        g_area.append(float(area))
+        g_area.append(area)
+    g_box_arr = _boxes_array(g_box, "annotations") if iou_type == "bbox" else \
+        np.zeros((len(g_box), 4))
 
     # ---- detections
     results = list(results)
@@ -276,36 +302,42 @@ def _prepare(gt: dict, results: list, iou_type: str):
         if im not in img_index:
             raise ValueError(f"{where}: image_id {im} is not in the ground truth's images")
         score = float(det["score"])
-        if not np.isfinite(score):
+        if not math.isfinite(score):
             raise ValueError(f"{where}: score {score} is not finite")
         if iou_type == "bbox":
-            box = _check_box(det.get("bbox"), where)
-            area = box[2] * box[3]
+            if "bbox" not in det:
+                raise ValueError(f"{where} has no 'bbox'")
+            box = det["bbox"]
+            area = 0.0                                   # w * h, computed below
         else:
             cnt = counts_of(det, where)
             area = float(mask_utils.counts_area(cnt))
-            box = [0.0] * 4
-        if cat not in cat_index:
-            continue
+            box = (0.0, 0.0, 0.0, 0.0)
         if iou_type == "segm":
             d_cnt.append(cnt)
-        d_key.append(cat_index[cat] * n_img + img_index[im])
+        d_key.append(cat_index.get(cat, -1) * n_img + img_index[im])
         d_box.append(box)
         d_score.append(score)
         d_area.append(area)
-
+    d_box_arr = _boxes_array(d_box, "results") if iou_type == "bbox" else \
+        np.zeros((len(d_box), 4))
+    d_area = np.asarray(d_area, np.float64)
+    if iou_type == "bbox":
+        d_area = d_box_arr[:, 2] * d_box_arr[:, 3]
     g_key = np.asarray(g_key, np.int64)
-    d_key = np.asarray(d_key, np.int64)
+    d_key = np.asarray(d_key, np.int64).reshape(-1)
+    known = d_key >= 0          # detections of categories not in the ground truth: dropped
     d_score = np.asarray(d_score, np.float64)
     g_order = np.argsort(g_key, kind="stable")
     # detections: by group, then by descending score (stable: file order on ties)
     d_order = np.lexsort((-d_score, d_key)) if d_key.size else np.zeros(0, np.int64)
-    gts = dict(key=g_key[g_order], box=np.asarray(g_box, np.float64).reshape(-1, 4)[g_order],
+    d_order = d_order[known[d_order]] if d_order.size else d_order
+    gts = dict(key=g_key[g_order], box=g_box_arr.reshape(-1, 4)[g_order],
                crowd=np.asarray(g_crowd, np.bool_)[g_order],
                area=np.asarray(g_area, np.float64)[g_order],
                cnt=[g_cnt[i] for i in g_order] if iou_type == "segm" else None)
-    dts = dict(key=d_key[d_order], box=np.asarray(d_box, np.float64).reshape(-1, 4)[d_order],
-               score=d_score[d_order], area=np.asarray(d_area, np.float64)[d_order],
+    dts = dict(key=d_key[d_order], box=d_box_arr.reshape(-1, 4)[d_order],
+               score=d_score[d_order], area=d_area[d_order],
                cnt=[d_cnt[i] for i in d_order] if iou_type == "segm" else None)
     # keep the top max(MAX_DETS) detections of each group
     rank = _rank_in_group(dts["key"])

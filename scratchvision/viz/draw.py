@@ -19,6 +19,18 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from scratchvision.autograd import Tensor
+from scratchvision.backend import is_cupy_array
+
+
+def _numpy(x) -> np.ndarray:
+    """A NumPy array from an array, a list, a Tensor or a CuPy array."""
+    if isinstance(x, Tensor):
+        x = x.data
+    if is_cupy_array(x):
+        x = x.get()
+    return np.asarray(x)
+
 
 def class_color(label: int) -> tuple[int, int, int]:
     """A distinct, stable RGB colour for class ``label``."""
@@ -29,9 +41,7 @@ def class_color(label: int) -> tuple[int, int, int]:
 
 def to_uint8_image(image) -> np.ndarray:
     """(H, W, 3) uint8 RGB copy of an image given as HWC uint8 or CHW float in [0, 1]."""
-    arr = np.asarray(getattr(image, "data", image))
-    if hasattr(arr, "get"):
-        arr = arr.get()
+    arr = _numpy(image)
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)
     if arr.ndim != 3:
@@ -46,7 +56,7 @@ def to_uint8_image(image) -> np.ndarray:
 
 
 def _np(x, dtype=None):
-    a = np.asarray(getattr(x, "data", x))
+    a = _numpy(x)
     return a.astype(dtype) if dtype is not None else a
 
 
@@ -170,7 +180,7 @@ def draw_segmentation(semantic, image=None, alpha: float = 0.6,
 def make_grid(images, nrow: int = 8, padding: int = 2, pad_value: int = 255) -> np.ndarray:
     """Tile images (a list of images, or an (N, 3, H, W) batch) into one uint8 RGB image,
     ``nrow`` per row (torchvision's name); smaller images are centred in their cell."""
-    if hasattr(images, "shape") or hasattr(images, "data"):
+    if isinstance(images, Tensor) or hasattr(images, "shape"):
         arr = _np(images)
         images = [arr[i] for i in range(arr.shape[0])]
     tiles = [to_uint8_image(im) for im in images]
