@@ -56,12 +56,21 @@ def list_collate(batch: list) -> tuple:
     return [s[0] for s in batch], [s[1] for s in batch]
 
 
+_WORKER: dict = {}
+
+
+def _init_worker(dataset, collate_fn) -> None:
+    """Worker start: keep the dataset once per process (inherited, not sent per batch)."""
+    _WORKER["dataset"] = dataset
+    _WORKER["collate_fn"] = collate_fn
+
+
 def _load_batch(args):
     """Worker body: seed, fetch the samples of one batch, collate."""
-    dataset, indices, collate_fn, seed = args
-    if seed is not None:
-        manual_seed(seed)
-    return collate_fn([dataset[int(i)] for i in indices])
+    indices, seed = args
+    manual_seed(seed)
+    dataset = _WORKER["dataset"]
+    return _WORKER["collate_fn"]([dataset[int(i)] for i in indices])
 
 
 class DataLoader:
@@ -114,8 +123,9 @@ class DataLoader:
             return
         seeds = self._rng().integers(0, 2 ** 63 - 1, len(batches))
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        jobs = [(self.dataset, idx, self.collate_fn, int(s)) for idx, s in zip(batches, seeds)]
-        with mp.get_context(method).Pool(self.num_workers) as pool:
+        jobs = [(idx, int(s)) for idx, s in zip(batches, seeds)]
+        with mp.get_context(method).Pool(self.num_workers, initializer=_init_worker,
+                                         initargs=(self.dataset, self.collate_fn)) as pool:
             yield from pool.imap(_load_batch, jobs, chunksize=1)
 
 
