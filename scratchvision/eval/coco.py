@@ -30,6 +30,12 @@ pycocotools is only the test oracle; every rule below is re-stated from its beha
    (entries that are -1 excluded); AR averages the final recall over thresholds and
    categories.
 
+One deliberate difference: pycocotools records a match by the ground truth's ``id`` and
+tests it for truth, so a detection matched to an annotation whose id is 0 counts as a
+false positive there. Here a match is a match whatever the id (COCO's own files number
+annotations from 1, where both agree). Ground truth without ``area`` (pycocotools fails)
+uses the box's w * h or the mask's pixel count.
+
 Speed: pycocotools loops in Python over every (image, category, area range) and every
 detection. Here the IoUs of all groups and the greedy matching of all groups x area ranges
 x thresholds run in two Numba kernels over flat arrays with per-group offsets
