@@ -92,7 +92,11 @@ def _levels(image_h, image_w, window_size, aspect_ratios, stride, scale_factor, 
     shapes = _window_shapes(window_size, ratios)
     min_h = min(h for h, _ in shapes)
     min_w = min(w for _, w in shapes)
-    return shapes, pyramid_sizes(image_h, image_w, min_h, min_w, scale_factor, max_levels)
+    sizes = pyramid_sizes(image_h, image_w, min_h, min_w, scale_factor, max_levels)
+    # drop trailing levels where no window fits (the minima may come from two shapes)
+    while len(sizes) > 1 and not any(h <= sizes[-1][0] and w <= sizes[-1][1] for h, w in shapes):
+        sizes.pop()
+    return shapes, sizes
 
 
 def count_windows(image_h: int, image_w: int, window_size: int = 64,
