@@ -202,3 +202,12 @@ def test_against_pycocotools(iou_type):
         np.testing.assert_allclose([got[k] for k in STAT_NAMES], ref, atol=1e-6, rtol=0,
                                    err_msg=f"case {checked}")
         checked += 1
+
+
+def test_unknown_category_ignored_and_per_class_nan():
+    gt = _gt([(1, 1, LARGE)], n_cats=2)           # category 2 has no ground truth
+    r = evaluate_coco(gt, [_det(1, 1, LARGE, .9), _det(1, 9, LARGE, .95),
+                           _det(1, 2, LARGE, .8)])
+    assert r["AP"] == pytest.approx(1.0)          # category 9 is not evaluated
+    np.testing.assert_array_equal(r["cat_ids"], [1, 2])
+    assert r["per_class_ap"][0] == pytest.approx(1.0) and np.isnan(r["per_class_ap"][1])
