@@ -64,11 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_training_commands(sub) -> None:
-    """Register the training commands when their module is present."""
-    try:
-        from scratchvision import train_seg  # noqa: PLC0415
-    except ImportError:
-        return
+    """Register train-seg, eval-seg and demo."""
+    from scratchvision import train_seg  # noqa: PLC0415
     train_seg.add_commands(sub)
 
 

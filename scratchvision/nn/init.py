@@ -92,3 +92,9 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0) -> Tensor:
 def xavier_normal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+
+
+def bilinear_upsampling_(weight: Tensor) -> Tensor:
+    """FCN's bilinear initialisation of a transposed-conv weight (see ``nn.conv``)."""
+    from scratchvision.nn.conv import bilinear_upsampling_ as init_bilinear  # noqa: PLC0415
+    return init_bilinear(weight)
