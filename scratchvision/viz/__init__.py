@@ -6,3 +6,4 @@ from .proposals import draw_proposals, save_proposals_png, segmentation_image  #
 from .draw import (class_color, draw_boxes, draw_masks, draw_segmentation,  # noqa: F401
                    make_grid, save_image, save_image_grid)
 from .plots import plot_pr_curves, plot_training_curves, read_log  # noqa: F401
+from .conv_arithmetic import conv_arithmetic, conv_arithmetic_maps  # noqa: F401
