@@ -63,16 +63,71 @@ def run(quick: bool = False) -> list[Row]:
             rows.append(timed_row(f"{label} fwd", "cv2.resize",
                                   lambda: cv2.resize(hwc, (2 * w, 2 * h), interpolation=interp),
                                   peer=True, note="HWC layout, not timed", **common))
+    return rows + _gpu_rows(quick, torch, shape)
+
+
+def _gpu_rows(quick: bool, torch, shape) -> list[Row]:
+    """numba.cuda kernels (gather and atomic backwards) beside PyTorch CUDA, with a GPU."""
+    from scratchvision.backend import gpu_available
+    if not gpu_available():
+        return []
+    import cupy as cp
+    from scratchvision.kernels import interpolate as I
+    sync = cp.cuda.Device().synchronize
+    timing = dict(warmup=2, repeat=5 if quick else 20, sync=sync)
+    rng = np.random.default_rng(0)
+    n, c, h, w = shape
+    x = cp.asarray(rng.standard_normal(shape).astype(np.float32))
+    gy = cp.asarray(rng.standard_normal((n, c, 2 * h, 2 * w)).astype(np.float32))
+    common = dict(work=n * c * 4 * h * w / 1e6, work_unit="Mpix/s")
+    torch_gpu = torch is not None and torch.cuda.is_available()
+    rows: list[Row] = []
+    for mode, ac in (("bilinear", False), ("bilinear", True), ("nearest", None)):
+        label = (f"{mode} x2 {'x'.join(map(str, shape))}" + ("" if ac is None else f" ac={ac}")
+                 + " [gpu]")
+        size, scales = (2 * h, 2 * w), (2.0, 2.0)
+        if mode == "bilinear":
+            fwd = (lambda ac=ac: I.bilinear_forward(x, size, ac, scales))
+            bwd = (lambda impl, ac=ac: I.bilinear_backward(gy, x.shape, ac, scales, impl=impl))
+        else:
+            fwd = (lambda: I.nearest_forward(x, size, scales))
+            bwd = (lambda impl: I.nearest_backward(gy, x.shape, scales, impl=impl))
+        rows.append(timed_row(f"{label} fwd", "cuda", fwd, **common, **timing))
+        for impl in ("cuda", "cuda_atomic"):
+            rows.append(timed_row(f"{label} fwd+bwd", impl,
+                                  lambda impl=impl, fwd=fwd, bwd=bwd: (fwd(), bwd(impl)),
+                                  note="kernels only" + (", deterministic" if impl == "cuda"
+                                                         else ", atomics"),
+                                  **common, **timing))
+        if torch_gpu:
+            kw = dict(scale_factor=2, mode=mode, align_corners=ac)
+            tx = torch.as_tensor(x, device="cuda")
+            tg, tgy = tx.clone().requires_grad_(), torch.as_tensor(gy, device="cuda")
+
+            def tfwd(kw=kw):
+                with torch.no_grad():
+                    torch.nn.functional.interpolate(tx, **kw)
+
+            def tfwd_bwd(kw=kw):
+                tg.grad = None
+                torch.nn.functional.interpolate(tg, **kw).backward(tgy)
+
+            ttiming = dict(timing, sync=torch.cuda.synchronize)
+            rows.append(timed_row(f"{label} fwd", "torch-cuda", tfwd, peer=True, **common,
+                                  **ttiming))
+            rows.append(timed_row(f"{label} fwd+bwd", "torch-cuda", tfwd_bwd, peer=True,
+                                  **common, **ttiming))
     return rows
 
 
 def summary(rows: list[Row]) -> str:
-    torch_best = {r.case: r.seconds for r in rows if r.impl == "torch"}
+    torch_best = {r.case: r.seconds for r in rows if r.impl in ("torch", "torch-cuda")}
     lines = []
     for i, r in enumerate(rows):
-        if r.impl == "cpu" and r.case.startswith("bilinear") and r.case.endswith("fwd+bwd") \
+        if r.impl in ("cpu", "cuda") and r.case.startswith("bilinear") \
+                and r.case.endswith("fwd+bwd") \
                 and r.case in torch_best:
             ratio = r.seconds / torch_best[r.case]
-            lines.append(f"goal bilinear fwd+bwd <= 1.0x torch: {r.case}: {ratio:.2f}x "
+            lines.append(f"goal bilinear fwd+bwd <= 1.0x torch: {r.case} {r.impl}: {ratio:.2f}x "
                          f"({'met' if ratio <= 1.0 else 'NOT met'})")
     return "\n".join(lines)

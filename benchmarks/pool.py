@@ -75,8 +75,73 @@ def run(quick: bool = False) -> list[Row]:
                                   work_unit="Mpix/s", **timing))
             rows.append(timed_row(f"{label} fwd+bwd", "torch", tfwd_bwd, peer=True,
                                   work=items, work_unit="Mpix/s", **timing))
+    rows += _gpu_rows(quick, torch)
     for r in rows:      # report input pixels per second in millions
         r.work = r.work / 1e6 if r.work else r.work
+    return rows
+
+
+def _gpu_rows(quick: bool, torch) -> list[Row]:
+    """The numba.cuda kernels (gather and atomic backwards) beside PyTorch CUDA, when a GPU
+    is there; kernel-level calls, synchronised after each."""
+    from scratchvision.backend import gpu_available
+    if not gpu_available():
+        return []
+    import cupy as cp
+    from scratchvision.kernels import pool as P
+    sync = cp.cuda.Device().synchronize
+    timing = dict(warmup=2, repeat=5 if quick else 20, sync=sync)
+    rng = np.random.default_rng(0)
+    rows: list[Row] = []
+    torch_gpu = torch is not None and torch.cuda.is_available()
+    for op, shape, kw in _cases(quick):
+        if op == "adaptive_avg_pool2d":
+            continue
+        x = cp.asarray(rng.standard_normal(shape).astype(np.float32))
+        label = _label(op, shape, kw) + " [gpu]"
+        k, s, p = kw["kernel_size"], kw["stride"], kw.get("padding", 0)
+        if op == "max_pool2d":
+            y, idx = P.max_pool2d_forward(x, k, s, p)
+            gy = cp.ones_like(y)
+            fwd = (lambda: P.max_pool2d_forward(x, k, s, p))
+            bwds = {impl: (lambda impl=impl: P.max_pool2d_backward(
+                *P.max_pool2d_forward(x, k, s, p), x.shape, k, s, p, impl=impl))
+                for impl in ("cuda", "cuda_atomic")}
+        else:
+            y = P.avg_pool2d_forward(x, k, s, p)
+            gy = cp.ones_like(y)
+            fwd = (lambda: P.avg_pool2d_forward(x, k, s, p))
+            bwds = {impl: (lambda impl=impl: (P.avg_pool2d_forward(x, k, s, p),
+                                              P.avg_pool2d_backward(gy, x.shape, k, s, p,
+                                                                    impl=impl)))
+                    for impl in ("cuda", "cuda_atomic")}
+        items = float(x.size)
+        rows.append(timed_row(f"{label} fwd", "cuda", fwd, work=items, work_unit="Mpix/s",
+                              **timing))
+        for impl, fn in bwds.items():
+            rows.append(timed_row(f"{label} fwd+bwd", impl, fn, work=items, work_unit="Mpix/s",
+                                  note="kernels only" + (", deterministic" if impl == "cuda"
+                                                         else ", atomics"), **timing))
+        if torch_gpu:
+            tx = torch.as_tensor(x, device="cuda")
+            tg = tx.clone().requires_grad_()
+            tgy = torch.as_tensor(gy, device="cuda")
+            top = getattr(torch.nn.functional, op)
+            tsync = torch.cuda.synchronize
+
+            def tfwd():
+                with torch.no_grad():
+                    top(tx, **kw)
+
+            def tfwd_bwd():
+                tg.grad = None
+                top(tg, **kw).backward(tgy)
+
+            ttiming = dict(timing, sync=tsync)
+            rows.append(timed_row(f"{label} fwd", "torch-cuda", tfwd, peer=True, work=items,
+                                  work_unit="Mpix/s", **ttiming))
+            rows.append(timed_row(f"{label} fwd+bwd", "torch-cuda", tfwd_bwd, peer=True,
+                                  work=items, work_unit="Mpix/s", **ttiming))
     return rows
 
 
@@ -85,9 +150,9 @@ def summary(rows: list[Row]) -> str:
     rat = ratios(rows)
     lines = []
     for i, r in enumerate(rows):
-        if r.impl == "cpu" and rat[i] is not None and "max_pool2d" in r.case \
+        if r.impl in ("cpu", "cuda") and rat[i] is not None and "max_pool2d" in r.case \
                 and r.case.endswith("fwd+bwd"):
             verdict = "met" if rat[i] <= 1.0 else "NOT met"
-            lines.append(f"goal max_pool2d fwd+bwd <= 1.0x torch: {r.case}: {rat[i]:.2f}x "
+            lines.append(f"goal max_pool2d fwd+bwd <= 1.0x torch: {r.case} {r.impl}: {rat[i]:.2f}x "
                          f"({verdict})")
     return "\n".join(lines)

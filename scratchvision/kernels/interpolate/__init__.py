@@ -6,7 +6,9 @@ Versions, all with the signatures below minus ``impl``:
 * ``reference`` (``reference.py``): plain loops, the specification.
 * ``cpu`` (``cpu.py``): Numba, parallel over output rows (forward) and planes (backward,
   deterministic: no atomics).
-* ``cuda`` (``cuda.py``): numba.cuda kernels for CuPy arrays.
+* ``cuda`` (``cuda.py``): numba.cuda kernels for CuPy arrays, deterministic gather
+  backwards; ``cuda_atomic``: the same forwards with atomic-scatter backwards (faster,
+  non-deterministic summation order).
 
 ``resolve_output_size`` turns torch's ``size`` / ``scale_factor`` /
 ``recompute_scale_factor`` arguments into the output size and the ``scales`` the kernels
@@ -22,7 +24,7 @@ import numpy as np
 
 from scratchvision.backend import get_array_module, is_cupy_array
 
-IMPLS = ("reference", "cpu", "cuda")
+IMPLS = ("reference", "cpu", "cuda", "cuda_atomic")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 __all__ = ["IMPLS", "bilinear_backward", "bilinear_forward", "nearest_backward",
@@ -130,6 +132,8 @@ def _version(impl, *arrays):
         impl = "cuda" if any(is_cupy_array(a) for a in arrays) else "cpu"
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    if impl == "cuda_atomic":
+        return importlib.import_module("scratchvision.kernels.interpolate.cuda").ATOMIC
     return importlib.import_module(f"scratchvision.kernels.interpolate.{impl}")
 
 

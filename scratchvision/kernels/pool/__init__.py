@@ -5,7 +5,9 @@ Versions, all with the signatures below minus ``impl``:
 
 * ``reference`` (``reference.py``): plain loops, the specification; read it first.
 * ``cpu`` (``cpu.py``): Numba, parallel over output rows (forward) or planes (backward).
-* ``cuda`` (``cuda.py``): numba.cuda kernels for CuPy arrays.
+* ``cuda`` (``cuda.py``): numba.cuda kernels for CuPy arrays; deterministic gather
+  backwards. ``cuda_atomic``: the same forwards with atomic-scatter backwards (faster,
+  non-deterministic summation order).
 
 This module normalises arguments (ints or pairs), validates them with errors that name the
 argument and the shapes, returns early on empty batches, makes inputs C-contiguous and
@@ -23,7 +25,7 @@ from scratchvision.backend import get_array_module, is_cupy_array
 from scratchvision.kernels.pool.shapes import (adaptive_end, adaptive_start,
                                                first_empty_window, pool_output_size)
 
-IMPLS = ("reference", "cpu", "cuda")
+IMPLS = ("reference", "cpu", "cuda", "cuda_atomic")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 __all__ = ["IMPLS", "adaptive_avg_pool2d_backward", "adaptive_avg_pool2d_forward",
@@ -114,6 +116,8 @@ def _version(impl, *arrays):
         impl = "cuda" if any(is_cupy_array(a) for a in arrays) else "cpu"
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    if impl == "cuda_atomic":
+        return importlib.import_module("scratchvision.kernels.pool.cuda").ATOMIC
     return importlib.import_module(f"scratchvision.kernels.pool.{impl}")
 
 

@@ -23,9 +23,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from scratchvision.kernels.pool import shapes
 from scratchvision.kernels.pool.shapes import pool_output_size
 
 _JIT = dict(parallel=True, cache=True, fastmath=False, nogil=True)
+_avg_window = njit(cache=True)(shapes.avg_window)          # the scalar helpers of shapes.py,
+_adaptive_start = njit(cache=True)(shapes.adaptive_start)  # compiled for the CPU
+_adaptive_end = njit(cache=True)(shapes.adaptive_end)
 
 
 # --------------------------------------------------------------------------- max_pool2d
@@ -98,18 +102,6 @@ def max_pool2d_backward(gy, indices, x_shape, kernel_size, stride, padding, dila
 
 
 # --------------------------------------------------------------------------- avg_pool2d
-@njit(cache=True)
-def _avg_window(o, stride, pad, kernel, size, count_include_pad):  # pragma: no cover (jit)
-    # window o along one axis: clip to the padded input (ceil-mode overhang is never
-    # counted), then to the real input; the divisor counts padding only if asked to
-    start = o * stride - pad
-    end = min(start + kernel, size + pad)
-    padded_len = end - start
-    start = max(start, 0)
-    end = min(end, size)
-    return start, end, padded_len if count_include_pad else end - start
-
-
 @njit(**_JIT)
 def _avg_pool_fwd(x, y, kh, kw, sy, sx, ph, pw, count_include_pad,
                   divisor):  # pragma: no cover (jit)
@@ -178,11 +170,11 @@ def _adaptive_fwd(x, y):  # pragma: no cover (jit)
     for r in prange(planes * out_h):
         p = r // out_h                      # r = p * out_h + i indexes one output row
         i = r - p * out_h
-        h0 = (i * h) // out_h               # floor(i * H / out_h)
-        h1 = -((-(i + 1) * h) // out_h)     # ceil((i + 1) * H / out_h)
+        h0 = _adaptive_start(i, out_h, h)   # floor(i * H / out_h)
+        h1 = _adaptive_end(i, out_h, h)     # ceil((i + 1) * H / out_h)
         for j in range(out_w):
-            w0 = (j * w) // out_w
-            w1 = -((-(j + 1) * w) // out_w)
+            w0 = _adaptive_start(j, out_w, w)
+            w1 = _adaptive_end(j, out_w, w)
             total = 0.0
             for hh in range(h0, h1):
                 for ww in range(w0, w1):
@@ -196,11 +188,11 @@ def _adaptive_bwd(gy, gx):  # pragma: no cover (jit)
     out_h, out_w = gy.shape[1], gy.shape[2]
     for p in prange(planes):                # one thread owns plane p of gx (bins overlap)
         for i in range(out_h):
-            h0 = (i * h) // out_h
-            h1 = -((-(i + 1) * h) // out_h)
+            h0 = _adaptive_start(i, out_h, h)
+            h1 = _adaptive_end(i, out_h, h)
             for j in range(out_w):
-                w0 = (j * w) // out_w
-                w1 = -((-(j + 1) * w) // out_w)
+                w0 = _adaptive_start(j, out_w, w)
+                w1 = _adaptive_end(j, out_w, w)
                 g = gy[p, i, j] / ((h1 - h0) * (w1 - w0))
                 for hh in range(h0, h1):
                     for ww in range(w0, w1):

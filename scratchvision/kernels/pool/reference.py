@@ -28,7 +28,8 @@ import math
 
 import numpy as np
 
-from scratchvision.kernels.pool.shapes import adaptive_end, adaptive_start, pool_output_size
+from scratchvision.kernels.pool.shapes import (adaptive_end, adaptive_start, avg_window,
+                                               pool_output_size)
 
 
 def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
@@ -73,15 +74,6 @@ def max_pool2d_backward(gy, indices, x_shape, kernel_size, stride, padding, dila
     return gx.reshape(x_shape)
 
 
-def _avg_window(o, stride, pad, kernel, size, count_include_pad):
-    """(first row, end row, rows counted by the divisor) of window ``o`` along one axis."""
-    start = o * stride - pad
-    end = min(start + kernel, size + pad)     # clipped to the padded input
-    padded_len = end - start
-    start, end = max(start, 0), min(end, size)
-    return start, end, (padded_len if count_include_pad else end - start)
-
-
 def avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
                        divisor_override):
     """(N, C, H, W) -> (N, C, out_h, out_w) window means (see the module docstring)."""
@@ -93,9 +85,9 @@ def avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include
     for b in range(n):
         for ch in range(c):
             for oh in range(out_h):
-                h0, h1, ch_len = _avg_window(oh, sy, ph, kh, h, count_include_pad)
+                h0, h1, ch_len = avg_window(oh, sy, ph, kh, h, count_include_pad)
                 for ow in range(out_w):
-                    w0, w1, cw_len = _avg_window(ow, sx, pw, kw, w, count_include_pad)
+                    w0, w1, cw_len = avg_window(ow, sx, pw, kw, w, count_include_pad)
                     div = divisor_override if divisor_override else ch_len * cw_len
                     total = 0.0
                     for hh in range(h0, h1):
@@ -114,9 +106,9 @@ def avg_pool2d_backward(gy, x_shape, kernel_size, stride, padding, ceil_mode,
     for b in range(n):
         for ch in range(c):
             for oh in range(gy.shape[2]):
-                h0, h1, ch_len = _avg_window(oh, sy, ph, kh, h, count_include_pad)
+                h0, h1, ch_len = avg_window(oh, sy, ph, kh, h, count_include_pad)
                 for ow in range(gy.shape[3]):
-                    w0, w1, cw_len = _avg_window(ow, sx, pw, kw, w, count_include_pad)
+                    w0, w1, cw_len = avg_window(ow, sx, pw, kw, w, count_include_pad)
                     div = divisor_override if divisor_override else ch_len * cw_len
                     for hh in range(h0, h1):
                         for ww in range(w0, w1):

@@ -28,6 +28,25 @@ def pool_output_size(size: int, kernel: int, stride: int, pad: int, dilation: in
     return out
 
 
+def avg_window(o: int, stride: int, pad: int, kernel: int, size: int,
+               count_include_pad: bool):
+    """(first row, end row, divisor rows) of avg-pool window ``o`` along one axis.
+
+    The window is clipped to the *padded* input first (so a ceil-mode window overhanging
+    the padding does not count the overhang), which is the divisor with
+    ``count_include_pad``; then to the real input, which is the divisor without it.
+    Compiled by ``cpu.py`` (``njit``) and ``cuda.py`` (``cuda.jit(device=True)``).
+    """
+    start = o * stride - pad
+    end = min(start + kernel, size + pad)
+    padded_len = end - start
+    start = max(start, 0)
+    end = min(end, size)
+    if count_include_pad:
+        return start, end, padded_len
+    return start, end, end - start
+
+
 def adaptive_start(i: int, out_size: int, in_size: int) -> int:
     """First input row of adaptive bin ``i``: floor(i * in / out)."""
     return (i * in_size) // out_size
