@@ -34,9 +34,8 @@ the floor division; ``output_padding`` picks it::
 (torch accepts ``output_padding < max(stride, dilation)``; the extra rows then simply get
 no contribution from rows of ``C`` that do not exist, and the adjoint view still holds.)
 
-**Default algorithm** (``choose_algorithm``, measured on this project's 2-core dev machine
-with OpenBLAS; see ``benchmarks/conv.py``, which times every algorithm on every shape):
-see that function's docstring for the rule and the numbers behind it.
+**Default algorithm**: ``choose_algorithm`` holds the rule and the measurements behind it
+(``benchmarks/conv.py`` times every algorithm on the issue's shapes beside torch).
 """
 from __future__ import annotations
 
@@ -172,22 +171,41 @@ def choose_algorithm(x_shape, W_shape, stride, padding, dilation, groups,
 
     ``which`` is ``'forward'``, ``'input'`` (input gradient) or ``'weight'``.
 
+    Measured 2026-11-26 on the 2-core dev machine (OpenBLAS SGEMM ~100 GFLOP/s per core),
+    single-threaded CPU time (the machine was shared, so wall-clock was too noisy), batch
+    2, float32; milliseconds forward / input grad / weight grad:
+
+    ====================================  ================  ================  ==========
+    shape (C->Cout, HxW, k3 s1 p1)        im2col            winograd          direct
+    ====================================  ================  ================  ==========
+    64->64, 56x56                         7.2 / 6.3 / 8.1   6.7 / 7.0 / -     -
+    128->128, 28x28                       6.3 / 5.6 / 7.0   4.6 / 4.7 / -     -
+    256->256, 14x14                       6.4 / 5.7 / 7.0   4.2 / 5.4 / -     -
+    32->32, 56x56                         2.3 / 1.9 / 2.9   2.2 / 2.4 / -     -
+    16->16, 56x56                         0.7 / 0.6 / 1.0   0.8 / 0.8 / -     2.3 / 2.5 / 11.9
+    depthwise 64, 56x56 (Cg = 1)          0.8 / 5.2 / 2.0   -                 0.4 / 0.4 / 3.0
+    groups 16 (Cg = 4), 56x56             2.7 / 2.4 / 2.2   -                 2.4 / 2.7 / 12.0
+    groups 8 (Cg = 8), 56x56              3.2 / 2.2 / 4.1   -                 4.7 / 5.1 / 23.7
+    ====================================  ================  ================  ==========
+
     Rule:
 
-    * grouped with few channels per group (``in_channels/groups <= 8``, e.g. depthwise):
-      ``direct``. im2col's GEMM would have an inner dimension of ``Cg*kh*kw`` (9 for
-      depthwise 3x3) and pay for a 9x copy of the input; the direct loops touch no
-      scratch memory.
-    * 3x3, stride 1, dilation 1, at least 64 input and 64 output channels per group,
-      forward and input gradient: ``winograd`` (2.25x fewer multiplications, and wide
-      enough that its 16 GEMMs with inner dimension ``Cg`` run near BLAS speed).
-    * everything else: ``im2col``.
+    * grouped with at most 4 input channels per group (depthwise included), forward and
+      input gradient: ``direct`` (no 9x column copy, no GEMM with a 9-long inner dim);
+    * 3x3, stride 1, dilation 1 with at least 64 input and output channels per group:
+      ``winograd`` forward; for the input gradient only from 128 channels (its flipped
+      filters cost a second transform, which only wide layers amortise);
+    * everything else, and every weight gradient (``direct``'s per-weight reduction does
+      not vectorise; Winograd's weight gradient is im2col's): ``im2col``.
     """
     Co, Cg = int(W_shape[0]), int(W_shape[1])
-    if Cg <= 8 and groups > 1:
+    Cog = Co // groups
+    if which == "weight":
+        return "im2col"
+    if groups > 1 and Cg <= 4:
         return "direct"
-    if (which != "weight" and winograd_applicable(W_shape, stride, dilation)
-            and Cg >= 64 and Co // groups >= 64):
+    wide = 64 if which == "forward" else 128
+    if winograd_applicable(W_shape, stride, dilation) and Cg >= wide and Cog >= wide:
         return "winograd"
     return "im2col"
 

@@ -26,7 +26,7 @@ its ``kh*kw`` sums over the batch and the output pixels, added in a fixed order)
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uint64
 
 from scratchvision.kernels.conv._common import conv_output_size, valid_range
 
@@ -38,25 +38,36 @@ def _forward(x, W, sh, sw, ph, pw, dh, dw, groups, y):
     Co, Cg, kh, kw = W.shape
     oh, ow = y.shape[2], y.shape[3]
     Cog = Co // groups
+    xf = x.reshape(N * C, H * Wd)               # planes as flat rows: no per-row views
+    yf = y.reshape(N * Co, oh * ow)
     for t in prange(N * Co):
         # t -> (n, o): one output plane
         n = t // Co
         o = t % Co
         g = o // Cog
-        out = y[n, o]
-        out[:, :] = 0
+        out = yf[t]
+        out[:] = 0
         for cl in range(Cg):
-            c = g * Cg + cl                     # input channel: local index cl in group g
+            src = xf[n * C + g * Cg + cl]        # input channel: local index cl in group g
             for i in range(kh):
                 oy_lo, oy_hi = valid_range(oh, H, sh, ph, i * dh)
                 for j in range(kw):
                     ox_lo, ox_hi = valid_range(ow, Wd, sw, pw, j * dw)
                     w = W[o, cl, i, j]
+                    m = uint64(ox_hi - ox_lo)
                     for oy in range(oy_lo, oy_hi):
-                        src = x[n, c, oy * sh - ph + i * dh]
-                        dst = out[oy]
-                        for ox in range(ox_lo, ox_hi):
-                            dst[ox] += w * src[ox * sw - pw + j * dw]
+                        # flat offsets of output (oy, ox_lo) and of the input pixel it reads,
+                        # (oy*sh - ph + i*dh, ox_lo*sw - pw + j*dw); unsigned, so Numba adds
+                        # no negative-index check and the unit-stride loop vectorises
+                        db = uint64(oy * ow + ox_lo)
+                        sb = uint64((oy * sh - ph + i * dh) * Wd + ox_lo * sw + j * dw - pw)
+                        if sw == 1:
+                            for q in range(m):
+                                out[db + q] += w * src[sb + q]
+                        else:
+                            ss = uint64(sw)
+                            for q in range(m):
+                                out[db + q] += w * src[sb + q * ss]
     return y
 
 
@@ -67,26 +78,36 @@ def _backward_input(gy, W, sh, sw, ph, pw, dh, dw, groups, gx):
     Co, Cg, kh, kw = W.shape
     oh, ow = gy.shape[2], gy.shape[3]
     Cog = Co // groups
+    gyf = gy.reshape(N * Co, oh * ow)
+    gxf = gx.reshape(N * C, H * Wd)
     for t in prange(N * C):
         # t -> (n, c): one input plane, owned by one thread
         n = t // C
         c = t % C
         g = c // Cg
         cl = c % Cg
-        plane = gx[n, c]
-        plane[:, :] = 0
+        plane = gxf[t]
+        plane[:] = 0
         for ol in range(Cog):
             o = g * Cog + ol                    # every output channel of c's group read c
+            src = gyf[n * Co + o]
             for i in range(kh):
                 oy_lo, oy_hi = valid_range(oh, H, sh, ph, i * dh)
                 for j in range(kw):
                     ox_lo, ox_hi = valid_range(ow, Wd, sw, pw, j * dw)
                     w = W[o, cl, i, j]
+                    m = uint64(ox_hi - ox_lo)
                     for oy in range(oy_lo, oy_hi):
-                        src = gy[n, o, oy]
-                        dst = plane[oy * sh - ph + i * dh]
-                        for ox in range(ox_lo, ox_hi):
-                            dst[ox * sw - pw + j * dw] += w * src[ox]
+                        # output (oy, ox) sends w * gy back to the input pixel it read
+                        sb = uint64(oy * ow + ox_lo)
+                        db = uint64((oy * sh - ph + i * dh) * Wd + ox_lo * sw + j * dw - pw)
+                        if sw == 1:
+                            for q in range(m):
+                                plane[db + q] += w * src[sb + q]
+                        else:
+                            ss = uint64(sw)
+                            for q in range(m):
+                                plane[db + q * ss] += w * src[sb + q]
     return gx
 
 

@@ -34,7 +34,7 @@ fit (at least one), so memory stays bounded on large inputs.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uint64
 
 from scratchvision.kernels.conv._common import conv_output_size, valid_range
 
@@ -67,6 +67,7 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, col):
     """Fill ``col`` (nb, C*kh*kw, oh*ow) with the input pixels each tap reads from ``x``."""
     nb, C, H, Wd = x.shape
     K = kh * kw
+    xf = x.reshape(nb * C, H * Wd)              # planes as flat rows
     for t in prange(nb * C * K):
         # t -> (n, r) with r = (c*kh + i)*kw + j, one row of one image's column matrix
         n = t // (C * K)
@@ -75,14 +76,32 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, col):
         i = (r % K) // kw
         j = r % kw
         row = col[n, r]
-        row[:] = 0
+        src = xf[n * C + c]
         oy_lo, oy_hi = valid_range(oh, H, sh, ph, i * dh)
         ox_lo, ox_hi = valid_range(ow, Wd, sw, pw, j * dw)
-        for oy in range(oy_lo, oy_hi):
-            iy = oy * sh - ph + i * dh          # input row read by output row oy
+        m = uint64(ox_hi - ox_lo)
+        for oy in range(oh):
             base = oy * ow
-            for ox in range(ox_lo, ox_hi):
-                row[base + ox] = x[n, c, iy, ox * sw - pw + j * dw]
+            if oy < oy_lo or oy >= oy_hi:       # the whole output row reads padding
+                for ox in range(ow):
+                    row[base + ox] = 0
+                continue
+            for ox in range(ox_lo):
+                row[base + ox] = 0
+            # flat offsets of col entry (oy, ox_lo) and of the input pixel it copies,
+            # (oy*sh - ph + i*dh, ox_lo*sw - pw + j*dw); unsigned, so Numba adds no
+            # negative-index check and the unit-stride copy vectorises
+            db = uint64(base + ox_lo)
+            sb = uint64((oy * sh - ph + i * dh) * Wd + ox_lo * sw + j * dw - pw)
+            if sw == 1:
+                for q in range(m):
+                    row[db + q] = src[sb + q]
+            else:
+                ss = uint64(sw)
+                for q in range(m):
+                    row[db + q] = src[sb + q * ss]
+            for ox in range(ox_hi, ow):
+                row[base + ox] = 0
     return col
 
 
@@ -90,22 +109,30 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, col):
 def col2im(col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx):
     """Adjoint of ``im2col``: sum each column entry back onto its input pixel of ``gx``."""
     nb, C, H, Wd = gx.shape
+    gxf = gx.reshape(nb * C, H * Wd)
     for t in prange(nb * C):
         # t -> (n, c): one thread owns one input plane, so the sums need no atomics
         n = t // C
         c = t % C
-        plane = gx[n, c]
-        plane[:, :] = 0
+        plane = gxf[t]
+        plane[:] = 0
         for i in range(kh):
             oy_lo, oy_hi = valid_range(oh, H, sh, ph, i * dh)
             for j in range(kw):
                 ox_lo, ox_hi = valid_range(ow, Wd, sw, pw, j * dw)
                 row = col[n, (c * kh + i) * kw + j]
+                m = uint64(ox_hi - ox_lo)
                 for oy in range(oy_lo, oy_hi):
-                    iy = oy * sh - ph + i * dh
-                    base = oy * ow
-                    for ox in range(ox_lo, ox_hi):
-                        plane[iy, ox * sw - pw + j * dw] += row[base + ox]
+                    # col entry (oy, ox) goes back to input pixel (oy*sh - ph + i*dh, ...)
+                    sb = uint64(oy * ow + ox_lo)
+                    db = uint64((oy * sh - ph + i * dh) * Wd + ox_lo * sw + j * dw - pw)
+                    if sw == 1:
+                        for q in range(m):
+                            plane[db + q] += row[sb + q]
+                    else:
+                        ss = uint64(sw)
+                        for q in range(m):
+                            plane[db + q * ss] += row[sb + q]
     return gx
 
 

@@ -58,31 +58,33 @@ def _input_transform(x, ph, pw, th, tw, V):
         # task -> (n, c): one input plane, all its tiles
         n = task // C
         c = task % C
-        d = np.empty((4, 4), x.dtype)
+        # the zero-padded plane, large enough for every tile: tile (ty, tx) covers padded
+        # rows 2ty .. 2ty+3 and columns 2tx .. 2tx+3 (input row = padded row - ph)
+        pad = np.zeros((2 * th + 2, 2 * tw + 2), x.dtype)
+        for iy in range(min(H, 2 * th + 2 - ph)):
+            for ix in range(min(Wd, 2 * tw + 2 - pw)):
+                pad[iy + ph, ix + pw] = x[n, c, iy, ix]
+        t = np.empty((4, 4), x.dtype)
+        v = np.empty((16, T), x.dtype)             # this plane's 16 transformed rows
         for ty in range(th):
             for tx in range(tw):
-                # tile (ty, tx) covers padded rows 2ty..2ty+3, i.e. input rows 2ty-ph+r
-                for r in range(4):
-                    iy = 2 * ty - ph + r
-                    for s in range(4):
-                        ix = 2 * tx - pw + s
-                        if 0 <= iy < H and 0 <= ix < Wd:
-                            d[r, s] = x[n, c, iy, ix]
-                        else:
-                            d[r, s] = 0
-                col = n * T + ty * tw + tx         # tiles of image n are columns n*T ...
-                for s in range(4):               # B^T d: combine rows, column by column
-                    d0, d1, d2, d3 = d[0, s], d[1, s], d[2, s], d[3, s]
-                    d[0, s] = d0 - d2
-                    d[1, s] = d1 + d2
-                    d[2, s] = d2 - d1
-                    d[3, s] = d1 - d3
-                for r in range(4):               # (B^T d) B: combine columns, row by row
-                    u0, u1, u2, u3 = d[r, 0], d[r, 1], d[r, 2], d[r, 3]
-                    V[4 * r + 0, c, col] = u0 - u2
-                    V[4 * r + 1, c, col] = u1 + u2
-                    V[4 * r + 2, c, col] = u2 - u1
-                    V[4 * r + 3, c, col] = u1 - u3
+                col = ty * tw + tx
+                for s in range(4):                 # t = B^T d: combine rows, per column
+                    d0 = pad[2 * ty, 2 * tx + s]
+                    d1 = pad[2 * ty + 1, 2 * tx + s]
+                    d2 = pad[2 * ty + 2, 2 * tx + s]
+                    d3 = pad[2 * ty + 3, 2 * tx + s]
+                    t[0, s] = d0 - d2
+                    t[1, s] = d1 + d2
+                    t[2, s] = d2 - d1
+                    t[3, s] = d1 - d3
+                for r in range(4):                 # (B^T d) B: combine columns, per row
+                    v[4 * r + 0, col] = t[r, 0] - t[r, 2]
+                    v[4 * r + 1, col] = t[r, 1] + t[r, 2]
+                    v[4 * r + 2, col] = t[r, 2] - t[r, 1]
+                    v[4 * r + 3, col] = t[r, 1] - t[r, 3]
+        for xi in range(16):                       # tiles of image n are columns n*T ...
+            V[xi, c, n * T:(n + 1) * T] = v[xi]
     return V
 
 
@@ -95,18 +97,21 @@ def _output_transform(M, th, tw, y):
         # task -> (n, o): one output plane, all its tiles
         n = task // Co
         o = task % Co
+        m = np.empty((16, T), M.dtype)             # this plane's 16 rows, gathered once
+        for xi in range(16):
+            m[xi] = M[xi, o, n * T:(n + 1) * T]
         for ty in range(th):
             for tx in range(tw):
-                col = n * T + ty * tw + tx
-                # A^T m (rows: m0+m1+m2 and m1-m2-m3), column s of m is M[4r + s]
-                a00 = M[0, o, col] + M[4, o, col] + M[8, o, col]
-                a01 = M[1, o, col] + M[5, o, col] + M[9, o, col]
-                a02 = M[2, o, col] + M[6, o, col] + M[10, o, col]
-                a03 = M[3, o, col] + M[7, o, col] + M[11, o, col]
-                a10 = M[4, o, col] - M[8, o, col] - M[12, o, col]
-                a11 = M[5, o, col] - M[9, o, col] - M[13, o, col]
-                a12 = M[6, o, col] - M[10, o, col] - M[14, o, col]
-                a13 = M[7, o, col] - M[11, o, col] - M[15, o, col]
+                col = ty * tw + tx
+                # A^T m (rows: m0+m1+m2 and m1-m2-m3), column s of the tile is m[4r + s]
+                a00 = m[0, col] + m[4, col] + m[8, col]
+                a01 = m[1, col] + m[5, col] + m[9, col]
+                a02 = m[2, col] + m[6, col] + m[10, col]
+                a03 = m[3, col] + m[7, col] + m[11, col]
+                a10 = m[4, col] - m[8, col] - m[12, col]
+                a11 = m[5, col] - m[9, col] - m[13, col]
+                a12 = m[6, col] - m[10, col] - m[14, col]
+                a13 = m[7, col] - m[11, col] - m[15, col]
                 oy, ox = 2 * ty, 2 * tx
                 # (A^T m) A: the same two combinations along the row
                 y[n, o, oy, ox] = a00 + a01 + a02
@@ -135,9 +140,10 @@ def conv2d_forward(x, W, b, stride, padding, dilation, groups):
     oh, ow = conv_output_size(H, 3, 1, ph, 1), conv_output_size(Wd, 3, 1, pw, 1)
     th, tw = (oh + 1) // 2, (ow + 1) // 2
     T, G, Cog = th * tw, groups, Co // groups
-    # U = G g G^T for every filter: (4, 3) (Co, Cg, 3, 3) (3, 4) -> (16, G, Cog, Cg)
-    U = np.einsum("ai,ocij,bj->aboc", _G, W, _G).astype(x.dtype, copy=False)
-    U = np.ascontiguousarray(U.reshape(16, G, Cog, Cg))
+    # U = G g G^T for every filter. Row-major vec(G g G^T) = (G kron G) vec(g), so all
+    # filters are one (16, 9) @ (9, Co*Cg) product -> (16, G, Cog, Cg), position first
+    GG = np.kron(_G, _G).astype(x.dtype)
+    U = (GG @ W.reshape(Co * Cg, 9).T).reshape(16, G, Cog, Cg)
     y = np.empty((N, Co, oh, ow), x.dtype)
     chunk = _im2col.batch_chunk(16 * (C + Co) * T * x.itemsize, N)
     V = np.empty((16, C, chunk * T), x.dtype)
