@@ -76,7 +76,8 @@ from numba import njit, prange
 from .felzenszwalb import build_graph, segment_graph
 
 __all__ = ["selective_search", "SelectiveSearch", "STRATEGIES", "COLOR_SPACES",
-           "SIMILARITIES", "convert_color", "feature_bins", "hierarchical_grouping"]
+           "SIMILARITIES", "convert_color", "feature_bins", "region_features", "group_regions",
+           "hierarchical_grouping"]
 
 COLOR_BINS = 25
 TEXTURE_BINS = 10
@@ -143,35 +144,42 @@ def _gaussian_kernels(sigma: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(parallel=True, cache=True)
-def _conv_rows(img, kern):
-    """Correlate every row of (H, W, C) float32 with an odd kernel; borders clamped."""
+def _gaussian_derivatives(img, g, dg):
+    """Gx, Gy of (H, W, C) float32: separable Gaussian-derivative filters, borders clamped.
+
+    Gx = columns(rows(img, g'), g) and Gy = columns(rows(img, g), g'), where rows(., k)
+    correlates each row with k (tap t reads column x + t) and columns(., k) each column.
+    Two parallel passes over image rows (each output pixel is independent).
+    """
     h, w, c = img.shape
-    r = kern.shape[0] // 2
-    out = np.empty_like(img)
+    r = g.shape[0] // 2
+    row_d = np.empty_like(img)              # rows(img, g')
+    row_g = np.empty_like(img)              # rows(img, g)
     for y in prange(h):
         for x in range(w):
             for ch in range(c):
-                acc = np.float32(0.0)
-                for t in range(-r, r + 1):          # tap t reads column x + t (clamped)
-                    acc += kern[t + r] * img[y, min(max(x + t, 0), w - 1), ch]
-                out[y, x, ch] = acc
-    return out
-
-
-@njit(parallel=True, cache=True)
-def _conv_cols(img, kern):
-    """Correlate every column of (H, W, C) float32 with an odd kernel; borders clamped."""
-    h, w, c = img.shape
-    r = kern.shape[0] // 2
-    out = np.empty_like(img)
+                acc_d = np.float32(0.0)
+                acc_g = np.float32(0.0)
+                for t in range(-r, r + 1):  # tap t reads column x + t (clamped)
+                    v = img[y, min(max(x + t, 0), w - 1), ch]
+                    acc_d += dg[t + r] * v
+                    acc_g += g[t + r] * v
+                row_d[y, x, ch] = acc_d
+                row_g[y, x, ch] = acc_g
+    gx = np.empty_like(img)
+    gy = np.empty_like(img)
     for y in prange(h):
         for x in range(w):
             for ch in range(c):
-                acc = np.float32(0.0)
-                for t in range(-r, r + 1):          # tap t reads row y + t (clamped)
-                    acc += kern[t + r] * img[min(max(y + t, 0), h - 1), x, ch]
-                out[y, x, ch] = acc
-    return out
+                acc_x = np.float32(0.0)
+                acc_y = np.float32(0.0)
+                for t in range(-r, r + 1):  # tap t reads row y + t (clamped)
+                    yy = min(max(y + t, 0), h - 1)
+                    acc_x += g[t + r] * row_d[yy, x, ch]
+                    acc_y += dg[t + r] * row_g[yy, x, ch]
+                gx[y, x, ch] = acc_x
+                gy[y, x, ch] = acc_y
+    return gx, gy
 
 
 @njit(parallel=True, cache=True)
@@ -192,11 +200,12 @@ def _texture_bins(gx, gy, n_orient, n_bins):
         st = np.float32(np.sin(th))
         resp = np.empty(n, np.float32)
         peak = np.float32(0.0)
-        for p in range(n):
-            v = ct * gx[p // w, p % w, ch] + st * gy[p // w, p % w, ch]
-            v = max(v, np.float32(0.0))
-            resp[p] = v
-            peak = max(peak, v)
+        for y in range(h):
+            for x in range(w):                  # p = y * w + x
+                v = ct * gx[y, x, ch] + st * gy[y, x, ch]
+                v = max(v, np.float32(0.0))
+                resp[y * w + x] = v
+                peak = max(peak, v)
         if peak > 0:
             scale = n_bins / peak
             for p in range(n):
@@ -205,7 +214,7 @@ def _texture_bins(gx, gy, n_orient, n_bins):
 
 
 def _conv_reference(img: np.ndarray, kern: np.ndarray, axis: int) -> np.ndarray:
-    """``_conv_rows`` (axis=1) / ``_conv_cols`` (axis=0) in NumPy, same summation order."""
+    """Correlate along rows (axis=1) or columns (axis=0), clamped, summation order as Numba."""
     size, r = img.shape[axis], kern.shape[0] // 2
     idx = np.arange(size)
     acc = np.zeros_like(img)
@@ -240,12 +249,11 @@ def feature_bins(img: np.ndarray, impl: str = "numba") -> tuple[np.ndarray, np.n
     g, dg = _gaussian_kernels(1.0)
     f = np.ascontiguousarray(img, dtype=np.float32)
     if impl == "numba":
-        gx = _conv_cols(_conv_rows(f, dg), g)      # d/dx: derivative along rows, blur columns
-        gy = _conv_rows(_conv_cols(f, dg), g)      # d/dy
+        gx, gy = _gaussian_derivatives(f, g, dg)
         texture = _texture_bins(gx, gy, ORIENTATIONS, TEXTURE_BINS)
     elif impl == "reference":
-        gx = _conv_reference(_conv_reference(f, dg, 1), g, 0)
-        gy = _conv_reference(_conv_reference(f, dg, 0), g, 1)
+        gx = _conv_reference(_conv_reference(f, dg, 1), g, 0)   # d/dx: g' along rows, g down
+        gy = _conv_reference(_conv_reference(f, g, 1), dg, 0)   # d/dy: g along rows, g' down
         texture = _texture_bins_reference(gx, gy, ORIENTATIONS, TEXTURE_BINS)
     else:
         raise ValueError(f"feature_bins: impl must be 'numba' or 'reference', got {impl!r}")
@@ -256,16 +264,24 @@ def feature_bins(img: np.ndarray, impl: str = "numba") -> tuple[np.ndarray, np.n
 # initial regions: sizes, boxes, histograms, neighbours (Numba)
 # --------------------------------------------------------------------------------------------
 
-@njit(cache=True)
-def _region_boxes(labels, n_regions, w):
-    """Pixel count and pixel-edge box (x1, y1, x2 + 1, y2 + 1) of every region."""
+@njit(parallel=True, cache=True)
+def _region_features(labels, w, n_regions, colour_bins, texture_bins):
+    """Sizes, pixel-edge boxes and L1-normalised colour and texture histograms of regions.
+
+    labels: (P,) flat region ids; colour_bins (Gc, P), texture_bins (Gt, P) uint8 bins.
+    Returns size (n,), box (n, 4) ``(xmin, ymin, xmax + 1, ymax + 1)``, colour
+    (n, Gc * 25) and texture (n, Gt * 10) float32. The histograms are built in one parallel
+    loop over the Gc + Gt histogram channels: thread g owns the 25 (or 10) columns of
+    channel g in every row, counts into them and normalises them, so counters are never
+    shared (deterministic, no atomics).
+    """
     size = np.zeros(n_regions, np.int64)
     box = np.empty((n_regions, 4), np.int64)
     box[:, 0] = 1 << 40
     box[:, 1] = 1 << 40
     box[:, 2] = -1
     box[:, 3] = -1
-    for p in range(labels.shape[0]):
+    for p in range(labels.shape[0]):         # p = y * w + x
         r = labels[p]
         y, x = p // w, p % w
         size[r] += 1
@@ -273,27 +289,28 @@ def _region_boxes(labels, n_regions, w):
         box[r, 1] = min(box[r, 1], y)
         box[r, 2] = max(box[r, 2], x + 1)
         box[r, 3] = max(box[r, 3], y + 1)
-    return size, box
+    gc, gt = colour_bins.shape[0], texture_bins.shape[0]
+    colour = np.zeros((n_regions, gc * COLOR_BINS), np.float32)
+    texture = np.zeros((n_regions, gt * TEXTURE_BINS), np.float32)
+    for g in prange(gc + gt):
+        if g < gc:                          # colour channel g
+            _channel_histogram(colour, colour_bins, np.int64(g), COLOR_BINS, labels, size)
+        else:                               # texture (channel, orientation) g - gc
+            _channel_histogram(texture, texture_bins, np.int64(g) - gc, TEXTURE_BINS, labels,
+                               size)
+    return size, box, colour, texture
 
 
-@njit(parallel=True, cache=True)
-def _region_histograms(labels, bins, n_regions, n_bins):
-    """L1-normalised histograms (n_regions, G * n_bins) of per-pixel bins (G, P).
-
-    Parallel over the G histogram channels: thread g owns columns g*n_bins..(g+1)*n_bins-1
-    of every row, so counters are never shared (deterministic, no atomics).
-    """
-    g_count, n = bins.shape
-    hist = np.zeros((n_regions, g_count * n_bins), np.float32)
-    counts = np.zeros(n_regions, np.float32)
-    for p in range(n):
-        counts[labels[p]] += g_count             # each pixel adds one count per channel
-    for g in prange(g_count):
-        for p in range(n):
-            hist[labels[p], g * n_bins + bins[g, p]] += 1.0
-    for r in prange(n_regions):
-        hist[r, :] /= counts[r]
-    return hist
+@njit(cache=True)
+def _channel_histogram(hist, bins, g, n_bins, labels, size):
+    """Count channel g's bins into columns g*n_bins.. of hist, then L1-normalise them."""
+    for p in range(labels.shape[0]):
+        hist[labels[p], g * n_bins + bins[g, p]] += 1.0
+    total = bins.shape[0]
+    for r in range(hist.shape[0]):          # L1 over all channels: size * channels counts
+        norm = np.float32(size[r] * total)
+        for b in range(g * n_bins, (g + 1) * n_bins):
+            hist[r, b] /= norm
 
 
 def _neighbour_pairs(labels2d: np.ndarray) -> np.ndarray:
@@ -563,6 +580,41 @@ def hierarchical_grouping_reference(size0, box0, colour0, texture0, pairs, im_si
     return box[:t].copy(), np.array(merged, np.int64).reshape(-1, 2)
 
 
+def region_features(labels: np.ndarray, colour_bins: np.ndarray, texture_bins: np.ndarray,
+                    impl: str = "numba"):
+    """Features of the initial regions of an (H, W) int64 label image (ids 0..n-1).
+
+    Returns ``(size (n,), box (n, 4), colour (n, C*25), texture (n, C*80), pairs (M, 2))``:
+    pixel counts, pixel-edge boxes, L1-normalised histograms and the sorted neighbour pairs
+    (i < j). ``colour_bins`` (C, H*W) and ``texture_bins`` (C*8, H*W) come from
+    ``feature_bins``.
+    """
+    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    if impl == "reference":
+        return region_features_reference(labels, colour_bins, texture_bins)
+    if impl != "numba":
+        raise ValueError(f"region_features: impl must be 'numba' or 'reference', got {impl!r}")
+    n = int(labels.max()) + 1
+    size, box, colour, texture = _region_features(labels.reshape(-1), labels.shape[1], n,
+                                                  colour_bins, texture_bins)
+    return size, box, colour, texture, _neighbour_pairs(labels)
+
+
+def group_regions(features, im_size: float, similarity: str = "CTSF",
+                  impl: str = "numba") -> tuple[np.ndarray, np.ndarray]:
+    """Hierarchical grouping of regions described by ``region_features``; see below."""
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"hierarchical_grouping: unknown similarity set {similarity!r}; "
+                         f"choose from {sorted(SIMILARITIES)}")
+    use = SIMILARITIES[similarity]
+    if impl == "reference":
+        return hierarchical_grouping_reference(*features, float(im_size), *use)
+    if impl != "numba":
+        raise ValueError(f"hierarchical_grouping: impl must be 'numba' or 'reference', "
+                         f"got {impl!r}")
+    return _hierarchical_grouping(*features, float(im_size), *use)
+
+
 def hierarchical_grouping(labels: np.ndarray, colour_bins: np.ndarray,
                           texture_bins: np.ndarray, similarity: str = "CTSF",
                           impl: str = "numba") -> tuple[np.ndarray, np.ndarray]:
@@ -574,31 +626,15 @@ def hierarchical_grouping(labels: np.ndarray, colour_bins: np.ndarray,
     colour_bins : (C, H*W) uint8 colour bin of each pixel and channel (0..24).
     texture_bins : (C*8, H*W) uint8 texture bin of each pixel, channel and orientation (0..9).
     similarity : a key of ``SIMILARITIES``.
+    impl : 'numba' or 'reference' (both the features and the grouping).
 
     Returns
     -------
     boxes : (n + merges, 4) int64 pixel-edge boxes of every region in order of creation.
     merged : (n + merges, 2) int64 children of each merged region (-1 for initial ones).
     """
-    if similarity not in SIMILARITIES:
-        raise ValueError(f"hierarchical_grouping: unknown similarity set {similarity!r}; "
-                         f"choose from {sorted(SIMILARITIES)}")
-    h, w = labels.shape
-    use = SIMILARITIES[similarity]
-    labels = np.ascontiguousarray(labels, dtype=np.int64)
-    if impl == "reference":
-        feats = region_features_reference(labels, colour_bins, texture_bins)
-        return hierarchical_grouping_reference(*feats, float(h * w), *use)
-    if impl != "numba":
-        raise ValueError(f"hierarchical_grouping: impl must be 'numba' or 'reference', "
-                         f"got {impl!r}")
-    flat = labels.reshape(-1)
-    n = int(flat.max()) + 1
-    size, box = _region_boxes(flat, n, w)
-    colour = _region_histograms(flat, colour_bins, n, COLOR_BINS)
-    texture = _region_histograms(flat, texture_bins, n, TEXTURE_BINS)
-    pairs = _neighbour_pairs(labels)
-    return _hierarchical_grouping(size, box, colour, texture, pairs, float(h * w), *use)
+    features = region_features(labels, colour_bins, texture_bins, impl)
+    return group_regions(features, labels.shape[0] * labels.shape[1], similarity, impl)
 
 
 # --------------------------------------------------------------------------------------------
@@ -674,8 +710,9 @@ class SelectiveSearch:
                 min_size = int(k) if self.min_size is None else int(self.min_size)
                 labels = segment_graph(h, w, a, b, wt, float(k), min_size)
                 self.segmentations.append((cs, k, labels))
+                features = region_features(labels, colour_bins, texture_bins)
                 for sim in self.similarities:
-                    boxes, _ = hierarchical_grouping(labels, colour_bins, texture_bins, sim)
+                    boxes, _ = group_regions(features, h * w, sim)
                     # position in the hierarchy: N for the first region ... 1 for the last
                     position = np.arange(len(boxes), 0, -1, dtype=np.float64)
                     all_rank.append(position * rng.random(len(boxes)))

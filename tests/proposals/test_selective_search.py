@@ -5,10 +5,8 @@ import pytest
 
 from scratchvision.proposals import SelectiveSearch, felzenszwalb, selective_search
 from scratchvision.proposals.selective_search import (COLOR_SPACES, SIMILARITIES,
-                                                      _neighbour_pairs, _region_boxes,
-                                                      _region_histograms, convert_color,
-                                                      feature_bins, hierarchical_grouping,
-                                                      region_features_reference)
+                                                      convert_color, feature_bins,
+                                                      hierarchical_grouping, region_features)
 
 
 def _iou(a, b):
@@ -121,16 +119,12 @@ def test_region_features_match_reference(rng):
     for _ in range(12):
         img, labels = _random_case(rng)
         colour, texture = feature_bins(img)
-        size, box, hc, ht, pairs = region_features_reference(labels, colour, texture)
-        flat = labels.reshape(-1)
-        n = labels.max() + 1
-        s2, b2 = _region_boxes(flat, n, labels.shape[1])
-        np.testing.assert_array_equal(s2, size)
-        np.testing.assert_array_equal(b2, box)
-        np.testing.assert_allclose(_region_histograms(flat, colour, n, 25), hc, rtol=1e-6)
-        np.testing.assert_allclose(_region_histograms(flat, texture, n, 10), ht, rtol=1e-6)
-        np.testing.assert_allclose(hc.sum(axis=1), 1, rtol=1e-5)      # L1-normalised
-        np.testing.assert_array_equal(_neighbour_pairs(labels), pairs)
+        ref = region_features(labels, colour, texture, impl="reference")
+        fast = region_features(labels, colour, texture)
+        for name, a, b in zip(("size", "box", "colour", "texture", "pairs"), fast, ref):
+            np.testing.assert_array_equal(a, b, err_msg=name)   # same float32 operations
+        np.testing.assert_allclose(fast[2].sum(axis=1), 1, rtol=1e-5)   # L1-normalised
+        np.testing.assert_allclose(fast[3].sum(axis=1), 1, rtol=1e-5)
 
 
 @pytest.mark.parametrize("similarity", sorted(SIMILARITIES))
