@@ -14,12 +14,19 @@ What is different, and why it is faster:
   ``pw`` (slot capacity ``2 * grid``: each sample touches 2 pixels; repeated pixels are
   merged, which needs only a look at the last two entries because sample positions
   increase). They hold ``out_h * 2 * grid_h + out_w * 2 * grid_w`` entries per RoI.
-* **Forward**: ``prange`` over the ``R * C`` pairs ``(r, c)``: independent outputs.
-* **Backward**: ``prange`` over the ``N * C`` planes ``(n, c)`` of the *gradient*: each
-  thread owns one plane of ``gx``, sums the contributions of image n's RoIs in
-  increasing ``r`` order into a private float64 plane (fast, cache-resident, and more
-  accurate for float32), then writes it out. No races, no atomics: the same bits on every
-  run and for any number of threads.
+* **Channel blocks.** A bin's sum is a chain of dependent additions, each waiting for the
+  previous one (about 4 cycles): one channel at a time, the forward is bound by that
+  latency, not by arithmetic or memory. Each task therefore handles ``CBLOCK = 8``
+  channels at once, with one running sum per channel: 8 independent chains that the
+  CPU overlaps (2.5x faster single-threaded on the benchmark case than one channel per
+  task; 16 was slower again: 16 planes no longer sit in L1).
+* **Forward**: ``prange`` over the ``R * ceil(C / CBLOCK)`` pairs (RoI, channel block):
+  independent outputs.
+* **Backward**: ``prange`` over the ``N * ceil(C / CBLOCK)`` (image, channel block) planes
+  of the *gradient*: each task owns those planes of ``gx``, sums the contributions of
+  image n's RoIs in increasing ``r`` order into private float64 planes (cache-resident,
+  and more accurate for float32), then writes them out. No races, no atomics: the same
+  bits on every run and for any number of threads.
 """
 from __future__ import annotations
 
@@ -30,6 +37,8 @@ from scratchvision.kernels.roi_align import scalar
 
 _geometry = njit(cache=True)(scalar.roi_align_geometry)
 _interp = njit(cache=True)(scalar.linear_weights_1d)
+
+CBLOCK = 8                     # channels per task (see the module docstring)
 
 
 @njit(parallel=True, cache=True)
@@ -98,35 +107,44 @@ def _tables(rois, height, width, out_h, out_w, spatial_scale, sampling_ratio, al
 def _forward(x, rois, grid, roff, coff, rlen, clen, ridx, rw, cidx, cw, inv_count, y):
     channels = x.shape[1]
     out_h, out_w = y.shape[2], y.shape[3]
-    for k in prange(rois.shape[0] * channels):
-        r = k // channels                    # (r, c) indexes one output plane
-        c = k % channels
+    nblk = (channels + CBLOCK - 1) // CBLOCK
+    for k in prange(rois.shape[0] * nblk):
+        r = k // nblk                        # (r, channel block) indexes one task
+        c0 = (k % nblk) * CBLOCK
+        c1 = min(c0 + CBLOCK, channels)
         n = int(rois[r, 0])
         rcap = 2 * grid[r, 0]
         ccap = 2 * grid[r, 1]
+        acc = np.empty(CBLOCK, np.float64)   # one running sum per channel of the block
         for ph in range(out_h):
-            rs = roff[r] + ph * rcap         # the rows of bin row ph: ridx[rs: rs + len]
+            rs = roff[r] + ph * rcap         # the rows of bin row ph: ridx[rs: rs + rn]
+            rn = rlen[r, ph]
             for pw in range(out_w):
-                cs = coff[r] + pw * ccap
-                acc = 0.0
-                for a in range(rs, rs + rlen[r, ph]):
+                cs = coff[r] + pw * ccap     # the columns of bin column pw
+                cn = clen[r, pw]
+                acc[:] = 0.0
+                for a in range(rs, rs + rn):
                     py = ridx[a]
-                    row = 0.0
-                    for b in range(cs, cs + clen[r, pw]):
-                        row += cw[b] * x[n, c, py, cidx[b]]
-                    acc += rw[a] * row
-                y[r, c, ph, pw] = acc * inv_count[r]
+                    for b in range(cs, cs + cn):
+                        px = cidx[b]
+                        w = rw[a] * cw[b]
+                        for c in range(c0, c1):  # independent sums: no add-latency chain
+                            acc[c - c0] += w * x[n, c, py, px]
+                for c in range(c0, c1):
+                    y[r, c, ph, pw] = acc[c - c0] * inv_count[r]
 
 
 @njit(parallel=True, cache=True)
 def _backward(gy, rois, grid, roff, coff, rlen, clen, ridx, rw, cidx, cw, inv_count, gx):
-    batch, channels = gx.shape[0], gx.shape[1]
+    batch, channels, height, width = gx.shape
     out_h, out_w = gy.shape[2], gy.shape[3]
-    height, width = gx.shape[2], gx.shape[3]
-    for k in prange(batch * channels):
-        n = k // channels                    # (n, c) indexes one plane of the gradient
-        c = k % channels
-        plane = np.zeros((height, width), np.float64)   # this thread's float64 sums
+    nblk = (channels + CBLOCK - 1) // CBLOCK
+    for k in prange(batch * nblk):
+        n = k // nblk                        # (n, channel block): planes of the gradient
+        c0 = (k % nblk) * CBLOCK
+        c1 = min(c0 + CBLOCK, channels)
+        planes = np.zeros((height, width, CBLOCK), np.float64)   # this task's sums
+        g = np.empty(CBLOCK, np.float64)
         for r in range(rois.shape[0]):       # increasing r: a fixed sum order
             if int(rois[r, 0]) != n:
                 continue
@@ -136,15 +154,19 @@ def _backward(gy, rois, grid, roff, coff, rlen, clen, ridx, rw, cidx, cw, inv_co
                 rs = roff[r] + ph * rcap
                 for pw in range(out_w):
                     cs = coff[r] + pw * ccap
-                    g = gy[r, c, ph, pw] * inv_count[r]
+                    for c in range(c0, c1):
+                        g[c - c0] = gy[r, c, ph, pw] * inv_count[r]
                     for a in range(rs, rs + rlen[r, ph]):
                         py = ridx[a]
-                        ga = g * rw[a]
                         for b in range(cs, cs + clen[r, pw]):
-                            plane[py, cidx[b]] += ga * cw[b]
-        for py in range(height):
-            for px in range(width):
-                gx[n, c, py, px] = plane[py, px]
+                            px = cidx[b]
+                            w = rw[a] * cw[b]
+                            for j in range(c1 - c0):   # independent channels
+                                planes[py, px, j] += w * g[j]
+        for c in range(c0, c1):
+            for py in range(height):
+                for px in range(width):
+                    gx[n, c, py, px] = planes[py, px, c - c0]
 
 
 def _build(rois, height, width, out_h, out_w, spatial_scale, sampling_ratio, aligned):
