@@ -32,10 +32,10 @@ array.
 the default) or the plain-Python reference (``impl='reference'``, the specification and the
 test oracle; slow, meant for small images). The Numba version parallelises the smoothing
 and the edge weights over rows (independent outputs) and runs the sort (a stable radix sort
-of the weights' bit patterns) and the union–find sequentially; it is exact: same float32 arithmetic in the same order as
-the reference, so both return identical labels. Its graph (smoothing, edges, sort) does not
-depend on ``k``, so Selective Search builds it once per colour space and segments it for
-several ``k`` with ``segment_graph``.
+of the weights' bit patterns) and the union–find sequentially; it is exact: same float32
+arithmetic in the same order as the reference, so both return identical labels. Its graph
+(smoothing, edges, sort) does not depend on ``k``, so Selective Search builds it once per
+colour space and segments it for several ``k`` with ``segment_graph``.
 """
 from __future__ import annotations
 

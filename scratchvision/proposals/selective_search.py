@@ -46,16 +46,20 @@ sorted by that value, ascending, and exact duplicates are dropped (the first one
 Boxes are float32 ``(x1, y1, x2, y2)`` on pixel edges: a region covering pixel columns
 ``xmin..xmax`` gives ``x1 = xmin, x2 = xmax + 1`` (so a one-pixel region is a 1x1 box).
 
-Where the time goes and what is compiled: the smoothing, edge weights, sort and union–find
-of the segmentation (``felzenszwalb.py``), the texture responses, the per-region
-histograms (parallel over histogram channels, each thread owning its columns, so no two
-threads ever write one counter), the neighbour pairs and the merge loop are Numba. The
-merge loop keeps a binary heap of ``(-similarity, i, j)`` with lazy deletion (entries of
-dead regions are skipped when popped) and one neighbour list per region, both in flat
-arrays (plain loops compile in a fraction of the time typed lists and ``heapq`` take);
-ties pop the lowest (i, j) first, so the result is deterministic. The segmentation graph and the
-feature bins of a colour space do not depend on k or the similarity set and are computed
-once per colour space.
+What is compiled, and where the time goes: the smoothing, edge weights, radix sort and
+union–find of the segmentation (``felzenszwalb.py``), the Gaussian derivatives and
+texture bins, the region features (sizes and boxes, then the histograms in parallel over
+histogram channels, each thread owning its columns, so no two threads ever write one
+counter), the neighbour keys and the merge loop are Numba. The merge loop keeps a binary
+heap of ``(-similarity, i, j)`` with lazy deletion (entries of dead regions are skipped
+when popped) and one neighbour list per region, both in flat arrays (plain loops compile
+in a fraction of the time typed lists and ``heapq`` take); ties pop the lowest (i, j)
+first, so the result is deterministic. Work is shared where the paper's strategies
+allow: the segmentation graph and the pixel bins depend only on the colour space, the
+region features only on (colour space, k); only the grouping runs per similarity set.
+Measured on 128x128 Shapes images, 'fast' on one thread (about 20 ms per image): union–find
+segmentation 32%, region features 28%, graphs (smoothing, edges, sort) 23%, texture and
+colour bins 14%, the eight greedy groupings only 3%.
 
 Reference versions (the specification and test oracle, for small images):
 ``feature_bins(impl='reference')`` (NumPy convolutions and binning, same float32 order),

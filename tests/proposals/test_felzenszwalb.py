@@ -104,6 +104,15 @@ def test_graph_reused_across_k(rng):
                                       felzenszwalb(img, k, 0.8, 10))
 
 
+def test_radix_argsort_is_stable_argsort(rng):
+    from scratchvision.proposals.felzenszwalb import _stable_argsort
+    for n in (0, 1, 7, 1000):
+        for w in (rng.uniform(0, 500, n), rng.integers(0, 4, n) * 0.5, np.zeros(n),
+                  rng.uniform(0, 1e-38, n)):                   # subnormals too
+            w = w.astype(np.float32)
+            np.testing.assert_array_equal(_stable_argsort(w), np.argsort(w, kind="stable"))
+
+
 # 3. properties ----------------------------------------------------------------------------
 
 def test_larger_k_fewer_regions(rng):
