@@ -29,9 +29,14 @@ needs no ``col`` at all: the input already is its column matrix.
 
 **Workspace.** The column buffer is capped at ``workspace_limit()`` bytes (default
 256 MiB, ``set_workspace_limit``): the batch is processed in chunks of as many images as
-fit (at least one), so memory stays bounded on large inputs.
+fit (at least one), so memory stays bounded on large inputs. The buffer is kept between
+calls (one per thread, dtype and slot; ``release_workspace()`` frees them): a fresh
+``np.empty`` of tens of MiB costs a page fault per 4 KiB on first touch, about 8% of a
+56x56x64 convolution.
 """
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 from numba import njit, prange, uint64
@@ -53,6 +58,31 @@ def set_workspace_limit(nbytes: int) -> int:
         raise ValueError(f"workspace limit must be a positive number of bytes, got {nbytes}")
     old, _WORKSPACE_LIMIT = _WORKSPACE_LIMIT, int(nbytes)
     return old
+
+
+_SCRATCH = threading.local()
+
+
+def scratch(shape, dtype, slot: int = 0) -> np.ndarray:
+    """A reusable C-contiguous array of ``shape`` (contents undefined) from this thread's cache.
+
+    Callers never return it (results are fresh arrays) and use distinct ``slot`` numbers for
+    buffers alive at the same time.
+    """
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape))
+    bufs = getattr(_SCRATCH, "bufs", None)
+    if bufs is None:
+        bufs = _SCRATCH.bufs = {}
+    buf = bufs.get((slot, dtype))
+    if buf is None or buf.size < n:
+        buf = bufs[(slot, dtype)] = np.empty(n, dtype)
+    return buf[:n].reshape(shape)
+
+
+def release_workspace() -> None:
+    """Free this thread's cached scratch buffers."""
+    _SCRATCH.bufs = {}
 
 
 def batch_chunk(bytes_per_image: int, n: int) -> int:
@@ -157,7 +187,7 @@ def conv2d_forward(x, W, b, stride, padding, dilation, groups):
     y = np.empty((N, Co, oh, ow), x.dtype)
     Wm = W.reshape(G, Co // G, R)                                  # (G, Cog, Cg*kh*kw)
     chunk = batch_chunk(0 if pointwise else C * kh * kw * P * x.itemsize, N)
-    col = None if pointwise else np.empty((chunk, C * kh * kw, P), x.dtype)
+    col = None if pointwise else scratch((chunk, C * kh * kw, P), x.dtype)
     for n0 in range(0, N, chunk):
         nb = min(chunk, N - n0)
         if pointwise:
@@ -180,7 +210,7 @@ def conv2d_backward_input(gy, W, x_shape, stride, padding, dilation, groups):
     gx = np.empty(x_shape, gy.dtype)
     WmT = W.reshape(G, Co // G, R).transpose(0, 2, 1)             # (G, Cg*kh*kw, Cog)
     chunk = batch_chunk(0 if pointwise else C * kh * kw * P * gy.itemsize, N)
-    gcol = None if pointwise else np.empty((chunk, C * kh * kw, P), gy.dtype)
+    gcol = None if pointwise else scratch((chunk, C * kh * kw, P), gy.dtype)
     for n0 in range(0, N, chunk):
         nb = min(chunk, N - n0)
         g = gy[n0:n0 + nb].reshape(nb, G, Co // G, P)
@@ -200,7 +230,7 @@ def conv2d_backward_weight(gy, x, W_shape, stride, padding, dilation, groups):
     G, P, R = groups, oh * ow, Cg * kh * kw
     gW = np.zeros((G, Co // G, R), x.dtype)
     chunk = batch_chunk(0 if pointwise else C * kh * kw * P * x.itemsize, N)
-    col = None if pointwise else np.empty((chunk, C * kh * kw, P), x.dtype)
+    col = None if pointwise else scratch((chunk, C * kh * kw, P), x.dtype)
     for n0 in range(0, N, chunk):
         nb = min(chunk, N - n0)
         if pointwise:

@@ -146,13 +146,10 @@ def conv2d_forward(x, W, b, stride, padding, dilation, groups):
     U = (GG @ W.reshape(Co * Cg, 9).T).reshape(16, G, Cog, Cg)
     y = np.empty((N, Co, oh, ow), x.dtype)
     chunk = _im2col.batch_chunk(16 * (C + Co) * T * x.itemsize, N)
-    V = np.empty((16, C, chunk * T), x.dtype)
-    M = np.empty((16, Co, chunk * T), x.dtype)
     for n0 in range(0, N, chunk):
         nb = min(chunk, N - n0)
-        v, m = V[:, :, :nb * T], M[:, :, :nb * T]
-        if nb < chunk:                           # the last chunk: smaller, contiguous buffers
-            v, m = np.empty((16, C, nb * T), x.dtype), np.empty((16, Co, nb * T), x.dtype)
+        v = _im2col.scratch((16, C, nb * T), x.dtype, slot=1)     # cached between calls
+        m = _im2col.scratch((16, Co, nb * T), x.dtype, slot=2)
         _input_transform(x[n0:n0 + nb], ph, pw, th, tw, v)
         np.matmul(U, v.reshape(16, G, Cg, nb * T), out=m.reshape(16, G, Cog, nb * T))
         _output_transform(m, th, tw, y[n0:n0 + nb])
