@@ -46,7 +46,8 @@ import numpy as np
 from scratchvision.backend import get_array_module, is_cupy_array
 from scratchvision.kernels.conv import direct, im2col, reference, winograd
 from scratchvision.kernels.conv._common import conv_output_size, conv_transpose_output_size
-from scratchvision.kernels.conv.im2col import set_workspace_limit, workspace_limit
+from scratchvision.kernels.conv.im2col import (release_workspace, set_workspace_limit,
+                                               workspace_limit)
 
 ALGORITHMS = ("reference", "im2col", "direct", "winograd", "cuda")
 CPU_ALGORITHMS = ("reference", "im2col", "direct", "winograd")
@@ -55,7 +56,8 @@ __all__ = ["ALGORITHMS", "CPU_ALGORITHMS", "choose_algorithm", "conv2d_backward_
            "conv2d_backward_weight", "conv2d_forward", "conv2d_output_shape",
            "conv_transpose2d_backward_input", "conv_transpose2d_backward_weight",
            "conv_transpose2d_forward", "conv_transpose2d_output_shape",
-           "conv_output_size", "conv_transpose_output_size", "set_workspace_limit",
+           "conv_output_size", "conv_transpose_output_size", "release_workspace",
+           "set_workspace_limit",
            "winograd_applicable", "workspace_limit"]
 
 
