@@ -55,6 +55,7 @@ def test_deterministic_with_seed(rng):
     img, _ = _shapes_image(rng, 64)
     a = selective_search(img, seed=3)
     np.testing.assert_array_equal(a, selective_search(img, seed=3))
+    np.testing.assert_array_equal(a, selective_search(img, seed=3, num_threads=1))
     b = selective_search(img, seed=4)
     # another seed ranks the same set of boxes differently
     assert not np.array_equal(a, b)
@@ -175,6 +176,7 @@ def test_convert_color_ranges():
     (np.zeros((8, 8, 3), np.uint8), {"similarities": ("Q",)}, ValueError, "similarity"),
     (np.zeros((8, 8, 3), np.uint8), {"ks": (-5,)}, ValueError, "k"),
     (np.zeros((8, 8, 3), np.uint8), {"sigma": -1}, ValueError, "sigma"),
+    (np.zeros((8, 8, 3), np.uint8), {"num_threads": 0}, ValueError, "num_threads"),
 ])
 def test_bad_input(image, kwargs, exc, words):
     with pytest.raises(exc, match=words):
