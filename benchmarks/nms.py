@@ -51,6 +51,7 @@ def run(quick: bool = False) -> list[Row]:
             rows.append(timed_row(case, "cv2.dnn.NMSBoxes",
                                   lambda: cv2.dnn.NMSBoxes(xywh, scores, 0.0, 0.5),
                                   peer=True, work=n, work_unit="boxes/s", **timing))
+    rows += _gpu_rows(rng, quick, timing)
     n = 2000 if quick else 10000
     boxes, scores, idxs = _boxes(rng, n)
     case = f"batched_nms {n} boxes 80 classes"
@@ -64,12 +65,37 @@ def run(quick: bool = False) -> list[Row]:
     return rows
 
 
+def _gpu_rows(rng, quick, timing) -> list[Row]:
+    """nms on CuPy arrays (numba.cuda bitmask kernel) vs torchvision CUDA, when a GPU is."""
+    import scratchvision as sv
+    from scratchvision import ops
+    if not sv.gpu_available():
+        return []
+    import cupy as cp
+    torch, tv = try_import("torch"), try_import("torchvision")
+    rows = []
+    for n in ((2000,) if quick else (1000, 10000)):
+        boxes, scores, _ = _boxes(rng, n)
+        case = f"nms {n} boxes GPU"
+        gb, gs = cp.asarray(boxes), cp.asarray(scores)
+        rows.append(timed_row(case, "cuda", lambda: ops.nms(gb, gs, 0.5), work=n,
+                              work_unit="boxes/s", sync=cp.cuda.Device().synchronize,
+                              **timing))
+        if tv is not None and torch.cuda.is_available():
+            tb, ts = torch.from_numpy(boxes).cuda(), torch.from_numpy(scores).cuda()
+            rows.append(timed_row(case, "torchvision-cuda", lambda: tv.ops.nms(tb, ts, 0.5),
+                                  peer=True, work=n, work_unit="boxes/s",
+                                  sync=torch.cuda.synchronize, **timing))
+    return rows
+
+
 def summary(rows: list[Row]) -> str:
     rat = ratios(rows)
     lines = [f"Goal: nms <= {GOAL}x torchvision's time."]
     for i, r in enumerate(rows):
-        if r.impl == "cpu" and rat[i] is not None:
-            tvs = [x.seconds for x in rows if x.case == r.case and x.impl == "torchvision"]
+        if r.impl in ("cpu", "cuda") and rat[i] is not None:
+            peer = "torchvision" if r.impl == "cpu" else "torchvision-cuda"
+            tvs = [x.seconds for x in rows if x.case == r.case and x.impl == peer]
             vs_tv = r.seconds / tvs[0] if tvs else float("nan")
             met = "met" if vs_tv <= GOAL else "NOT met"
             lines.append(f"- {r.case}: {vs_tv:.2f}x torchvision ({met})")

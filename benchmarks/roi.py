@@ -63,6 +63,47 @@ def run(quick: bool = False) -> list[Row]:
                                   work_unit="RoIs/s", **timing))
             rows.append(timed_row(f"{label} fwd+bwd", "torchvision", tfwd_bwd, peer=True,
                                   work=nroi, work_unit="RoIs/s", **timing))
+    rows += _gpu_rows(x, rois, gy, kw, timing, nroi, channels)
+    return rows
+
+
+def _gpu_rows(x, rois, gy, kw, timing, nroi, channels) -> list[Row]:
+    """The numba.cuda kernels on CuPy arrays vs torchvision CUDA, when a GPU is there."""
+    import scratchvision as sv
+    from scratchvision.kernels import roi_align as KA
+    from scratchvision.kernels.roi_align import cuda as ka_cuda
+    if not sv.gpu_available():
+        return []
+    import cupy as cp
+    torch, tv = try_import("torch"), try_import("torchvision")
+    sync = cp.cuda.Device().synchronize
+    xg, rg, gyg = cp.asarray(x), cp.asarray(rois, dtype=cp.float64), cp.asarray(gy)
+    label = f"roi_align {nroi} RoIs 2x{channels}x50x50 7x7 GPU"
+    args = (7, 7, 1 / 16, 2, False)
+    rows = [timed_row(f"{label} fwd", "cuda", lambda: KA.roi_align_forward(xg, rg, *args),
+                      sync=sync, **timing),
+            timed_row(f"{label} bwd", "cuda deterministic",
+                      lambda: KA.roi_align_backward(gyg, rg, x.shape, *args[2:]), sync=sync,
+                      **timing),
+            timed_row(f"{label} bwd", "cuda atomic",
+                      lambda: ka_cuda.roi_align_backward_atomic(gyg, rg, x.shape, *args[2:]),
+                      sync=sync, **timing)]
+    if tv is not None and torch.cuda.is_available():
+        tx = torch.from_numpy(x).cuda()
+        tr = torch.from_numpy(rois).cuda()
+        tg = tx.clone().requires_grad_()
+        tgy = torch.from_numpy(gy).cuda()
+        rows.append(timed_row(f"{label} fwd", "torchvision-cuda",
+                              lambda: tv.ops.roi_align(tx, tr, **kw, sampling_ratio=2),
+                              peer=True, sync=torch.cuda.synchronize, **timing))
+        y = tv.ops.roi_align(tg, tr, **kw, sampling_ratio=2)
+
+        def tbwd():
+            tg.grad = None
+            y.backward(tgy, retain_graph=True)
+
+        rows.append(timed_row(f"{label} bwd", "torchvision-cuda", tbwd, peer=True,
+                              sync=torch.cuda.synchronize, **timing))
     return rows
 
 

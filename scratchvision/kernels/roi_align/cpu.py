@@ -9,8 +9,8 @@ What is different, and why it is faster:
   for columns). With ``sampling_ratio=2`` and bins about a pixel wide, the 2 samples of an
   axis share pixels: 2-3 distinct rows x 2-3 columns = 4-9 multiply-adds per bin instead
   of 4 samples x 4 corners = 16 gathers.
-* **Tables computed once per RoI, reused for every channel.** ``_tables`` builds, in
-  parallel over RoIs, the (pixel, weight) lists of every bin row ``ph`` and bin column
+* **Tables computed once per RoI, reused for every channel.** ``_tables`` builds (serially:
+  it is tiny next to the channel loops, and one parallel region per call is cheaper) the (pixel, weight) lists of every bin row ``ph`` and bin column
   ``pw`` (slot capacity ``2 * grid``: each sample touches 2 pixels; repeated pixels are
   merged, which needs only a look at the last two entries because sample positions
   increase). They hold ``out_h * 2 * grid_h + out_w * 2 * grid_w`` entries per RoI.
@@ -41,11 +41,11 @@ _interp = njit(cache=True)(scalar.linear_weights_1d)
 CBLOCK = 8                     # channels per task (see the module docstring)
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _grid_sizes(rois, out_h, out_w, spatial_scale, sampling_ratio, aligned):
     """(R, 2) sample-grid size (grid_h, grid_w) of each RoI, negatives clipped to 0."""
     grid = np.empty((rois.shape[0], 2), np.int64)
-    for r in prange(rois.shape[0]):
+    for r in range(rois.shape[0]):
         _, _, _, _, gh, gw = _geometry(rois[r, 1], rois[r, 2], rois[r, 3], rois[r, 4],
                                        spatial_scale, out_h, out_w, sampling_ratio, aligned)
         grid[r, 0] = max(gh, 0)
@@ -81,7 +81,7 @@ def _fill_axis(start, bin_size, grid, out, size, base, lens, idx, wts):
         lens[p] = m
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _tables(rois, height, width, out_h, out_w, spatial_scale, sampling_ratio, aligned,
             grid, roff, coff):
     """Row and column tables of every RoI (see the module docstring)."""
@@ -93,7 +93,7 @@ def _tables(rois, height, width, out_h, out_w, spatial_scale, sampling_ratio, al
     cidx = np.zeros(coff[nroi], np.int64)
     cw = np.zeros(coff[nroi], np.float64)
     inv_count = np.empty(nroi, np.float64)
-    for r in prange(nroi):
+    for r in range(nroi):
         start_h, start_w, bin_h, bin_w, gh, gw = _geometry(
             rois[r, 1], rois[r, 2], rois[r, 3], rois[r, 4], spatial_scale, out_h, out_w,
             sampling_ratio, aligned)

@@ -1,0 +1,99 @@
+"""NMS on the GPU (numba.cuda): the 64-box IoU bitmask, then a device-side sweep.
+
+1. Sort by ``(-score, index)`` (``lexsort``: the order does not depend on the sort's
+   stability), and gather the boxes in that order.
+2. ``_mask_kernel``: block ``(bx, by)`` compares the 64 boxes of row block ``by`` with the
+   64 boxes of column block ``bx`` (staged in shared memory); thread t builds the 64-bit
+   word ``mask[i, bx]`` whose bit j says "box i suppresses box ``64 bx + j``" (IoU > thr),
+   only for ``j > i`` in score order. Blocks below the diagonal exit at once.
+3. ``_sweep_kernel`` (one block): walk the boxes in score order; box i is kept when its
+   bit in ``removed`` is clear, and then the block ORs row i of the mask into ``removed``,
+   one word per thread. ``syncthreads`` separates the steps. torchvision copies the whole
+   mask to the host for this loop; here it stays on the device.
+
+The IoU is the shared float64 helper (``kernels/boxes/scalar.py``), so the kept indices
+equal the CPU's, ties included.
+
+Soft-NMS is sequential (re-pick the best after every decay) and has no GPU version; the
+dispatcher runs the CPU kernel on host copies and moves the result back.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import cuda, float64, uint64
+
+from scratchvision.backend import get_array_module
+from scratchvision.kernels.boxes import scalar
+from scratchvision.kernels.cuda_support import stream_for
+
+_iou = cuda.jit(device=True)(scalar.box_iou_scalar)
+
+BLOCK = 64                     # boxes per mask word (bits of a uint64)
+SWEEP_THREADS = 128
+
+
+@cuda.jit
+def _mask_kernel(boxes, iou_threshold, mask):
+    n = boxes.shape[0]
+    row_block = cuda.blockIdx.y
+    col_block = cuda.blockIdx.x
+    if row_block > col_block:                # only j > i matters: lower blocks stay 0
+        return
+    t = cuda.threadIdx.x
+    row_size = min(n - row_block * BLOCK, BLOCK)
+    col_size = min(n - col_block * BLOCK, BLOCK)
+    cols = cuda.shared.array((BLOCK, 4), float64)   # the column block's boxes
+    if t < col_size:
+        for q in range(4):
+            cols[t, q] = boxes[col_block * BLOCK + t, q]
+    cuda.syncthreads()                       # the column boxes are staged
+    if t < row_size:
+        i = row_block * BLOCK + t
+        word = uint64(0)
+        start = t + 1 if row_block == col_block else 0
+        for j in range(start, col_size):
+            if _iou(boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3],
+                    cols[j, 0], cols[j, 1], cols[j, 2], cols[j, 3]) > iou_threshold:
+                word |= uint64(1) << uint64(j)   # '>' : IoU == threshold is kept
+        mask[i, col_block] = word
+
+
+@cuda.jit
+def _sweep_kernel(mask, removed, keep):
+    n, words = mask.shape
+    t = cuda.threadIdx.x
+    for i in range(n):
+        w = i // BLOCK
+        cuda.syncthreads()                   # the previous step's ORs are visible
+        # row i never sets its own bit, so every thread reads the same decision even if
+        # the owner of word w has already ORed row i into it
+        if (removed[w] >> uint64(i % BLOCK)) & uint64(1) == uint64(0):
+            if t == 0:
+                keep[i] = 1
+            for v in range(w + t, words, cuda.blockDim.x):
+                removed[v] |= mask[i, v]
+
+
+def nms(boxes, scores, iou_threshold):
+    """(N, 4) float64 boxes, (N,) float64 scores -> int64 kept indices, best first."""
+    xp = get_array_module(boxes)
+    n = boxes.shape[0]
+    order = xp.lexsort(xp.stack([xp.arange(n), -scores]))   # by -score, then index
+    sorted_boxes = xp.ascontiguousarray(boxes[order])
+    words = (n + BLOCK - 1) // BLOCK
+    mask = xp.zeros((n, words), np.uint64)
+    stream = stream_for(boxes)
+    _mask_kernel[(words, words), BLOCK, stream](sorted_boxes, float(iou_threshold), mask)
+    removed = xp.zeros(words, np.uint64)
+    keep = xp.zeros(n, np.uint8)
+    _sweep_kernel[1, SWEEP_THREADS, stream](mask, removed, keep)
+    return order[xp.nonzero(keep)[0]].astype(np.int64)
+
+
+def soft_nms(boxes, scores, sigma, iou_threshold, score_threshold, method):
+    """Soft-NMS: the CPU kernel on host copies (sequential by nature)."""
+    from scratchvision.kernels.nms import cpu  # noqa: PLC0415
+    xp = get_array_module(boxes)
+    host = [a.get() if hasattr(a, "get") else a for a in (boxes, scores)]
+    keep, new_scores = cpu.soft_nms(*host, sigma, iou_threshold, score_threshold, method)
+    return xp.asarray(keep), xp.asarray(new_scores)
