@@ -181,3 +181,26 @@ def test_convert_color_ranges():
 def test_bad_input(image, kwargs, exc, words):
     with pytest.raises(exc, match=words):
         selective_search(image, **kwargs)
+
+
+# cross-check with OpenCV-contrib (skipped without cv2.ximgproc) ----------------------------
+
+@pytest.mark.peers
+def test_recall_not_below_opencv_contrib():
+    if not hasattr(cv2, "ximgproc"):
+        pytest.skip("cv2.ximgproc missing: needs opencv-contrib-python")
+    from scratchvision.data.shapes import Shapes
+    ds = Shapes("test", 8, image_size=128, seed=0)
+    ss = cv2.ximgproc.segmentation.createSelectiveSearchSegmentation()
+    ours, theirs = [], []
+    for i in range(len(ds)):
+        img, target = ds[i]
+        ss.setBaseImage(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        ss.switchToSelectiveSearchFast()
+        rects = ss.process().reshape(-1, 4).astype(np.float32)
+        rects[:, 2:] += rects[:, :2]                       # (x, y, w, h) -> xyxy
+        gt = target["boxes"]
+        ours.append(_iou(gt, selective_search(img, "fast")).max(axis=1))
+        theirs.append(_iou(gt, rects).max(axis=1))
+    ours, theirs = np.concatenate(ours), np.concatenate(theirs)
+    assert np.mean(ours >= 0.7) >= np.mean(theirs >= 0.7), (ours, theirs)
