@@ -76,6 +76,9 @@ def _validate(image: np.ndarray, k: float, sigma: float, min_size: int) -> np.nd
     if image.ndim != 3 or image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError("felzenszwalb: image must be (H, W) or (H, W, C) with H, W >= 1, "
                          f"got shape {image.shape}")
+    if image.shape[0] * image.shape[1] >= 2**31:
+        raise ValueError(f"felzenszwalb: image too large for int32 pixel indices, shape "
+                         f"{image.shape}")
     if image.dtype.kind not in "uif" or image.dtype == np.float16:
         raise TypeError(f"felzenszwalb: image dtype must be an integer or float32/64 type, "
                         f"got {image.dtype}")
@@ -136,11 +139,11 @@ def build_graph(img: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray, 
     return a[order], b[order], w[order]
 
 
-def segment_graph(h: int, w_: int, a: np.ndarray, b: np.ndarray, w: np.ndarray, k: float,
-                  min_size: int) -> np.ndarray:
+def segment_graph(height: int, width: int, a: np.ndarray, b: np.ndarray, w: np.ndarray,
+                  k: float, min_size: int) -> np.ndarray:
     """Union–find segmentation of a sorted graph from ``build_graph``; (H, W) int64 labels."""
-    labels = _segment_numba(h * w_, a, b, w, np.float32(k), int(min_size))
-    return labels.reshape(h, w_)
+    labels = _segment_numba(height * width, a, b, w, np.float32(k), int(min_size))
+    return labels.reshape(height, width)
 
 
 # --------------------------------------------------------------------------------------------
