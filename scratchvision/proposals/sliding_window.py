@@ -72,17 +72,19 @@ def pyramid_sizes(image_h: int, image_w: int, min_h: int = 1, min_w: int = 1,
     """(H_l, W_l) of each pyramid level ``round(H / scale_factor**l)``, while >= (min_h, min_w).
 
     Level 0 is the image itself (returned even when smaller than the minimum: it then has
-    no windows).
+    no windows). A size equal to the previous level's (rounding, on tiny images) is skipped,
+    so the levels are distinct; ``max_levels`` counts them.
     """
     sizes = [(int(image_h), int(image_w))]
-    level = 1
-    while max_levels is None or level < max_levels:
-        s = scale_factor ** -level
+    exponent = 1
+    while max_levels is None or len(sizes) < max_levels:
+        s = scale_factor ** -exponent
         h, w = round(image_h * s), round(image_w * s)
-        if h < min_h or w < min_w or (h, w) == sizes[-1]:
+        exponent += 1
+        if h < min_h or w < min_w:
             break
-        sizes.append((h, w))
-        level += 1
+        if (h, w) != sizes[-1]:          # tiny images: rounding can repeat a size; skip it
+            sizes.append((h, w))
     return sizes
 
 

@@ -31,6 +31,9 @@ def test_aspect_ratio_shapes_and_levels():
     boxes, levels = sliding_windows(64, 64, window_size=16, aspect_ratios=(0.25, 1, 4),
                                     stride=16, scale_factor=2.0)
     assert pyramid_sizes(64, 64, 8, 8, 2.0) == [(64, 64), (32, 32), (16, 16), (8, 8)]
+    # 5 / 1.1 rounds back to 5: that repeat is skipped, not the end of the pyramid
+    assert pyramid_sizes(5, 5, 1, 1, 1.1)[:3] == [(5, 5), (4, 4), (3, 3)]
+    assert len(pyramid_sizes(500, 500, 1, 1, 1.1, max_levels=4)) == 4
     lvl0 = boxes[levels == 0]
     wh = {(float(b[2] - b[0]), float(b[3] - b[1])) for b in lvl0}
     assert wh == {(32.0, 8.0), (16.0, 16.0), (8.0, 32.0)}    # h/w = 0.25, 1, 4 at area 256
