@@ -85,6 +85,16 @@ def _check_indices(indices, shape, name: str = "indices"):
         raise ValueError(f"{name} has shape {tuple(indices.shape)}, expected {tuple(shape)}")
 
 
+def _check_index_range(indices, size: int, what: str):
+    """Flat plane indices must lie in [0, size): the kernels do not bounds-check."""
+    if indices.size:
+        xp = get_array_module(indices)
+        lo, hi = int(xp.min(indices)), int(xp.max(indices))
+        if lo < 0 or hi >= size:
+            raise ValueError(f"indices contain {lo if lo < 0 else hi}, outside [0, {size}) "
+                             f"for {what}")
+
+
 def _window_args(x_shape, kernel_size, stride, padding, dilation, ceil_mode):
     """Normalise and check pooling geometry; returns pairs and the output (h, w)."""
     k = pair(kernel_size, "kernel_size")
@@ -160,6 +170,7 @@ def max_pool2d_backward(gy, indices, x_shape, kernel_size, stride=None, padding=
     k, s, p, d, out = _window_args(x_shape, kernel_size, stride, padding, dilation, ceil_mode)
     _check_grad(gy, x_shape[:2] + out)
     _check_indices(indices, gy.shape)
+    _check_index_range(indices, x_shape[2] * x_shape[3], f"input of shape {x_shape}")
     mod = _version(impl, gy)
     return mod.max_pool2d_backward(_contig(gy), _contig(indices).astype(np.int64, copy=False),
                                    x_shape, k, s, p, d, bool(ceil_mode))
@@ -293,13 +304,7 @@ def max_unpool2d_forward(x, indices, output_size, impl=None):
     _check_input(x)
     _check_indices(indices, x.shape)
     out = pair(output_size, "output_size")
-    if indices.size:
-        xp = get_array_module(indices)
-        lo, hi = int(xp.min(indices)), int(xp.max(indices))
-        if lo < 0 or hi >= out[0] * out[1]:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"indices contain {bad}, outside [0, {out[0] * out[1]}) for "
-                             f"output_size {out}")
+    _check_index_range(indices, out[0] * out[1], f"output_size {out}")
     mod = _version(impl, x)
     return mod.max_unpool2d_forward(_contig(x), _contig(indices).astype(np.int64, copy=False),
                                     out)
@@ -308,15 +313,12 @@ def max_unpool2d_forward(x, indices, output_size, impl=None):
 def max_unpool2d_backward(gy, indices, impl=None):
     """Gradient of ``max_unpool2d_forward`` w.r.t. x: ``gy[n, c].flat[indices]``."""
     _check_input(gy, "grad_output")
-    _check_indices(indices, gy.shape[:2] + tuple(indices.shape[2:]))
-    if indices.ndim != 4:
-        raise ValueError(f"indices must be 4-D, got shape {tuple(indices.shape)}")
-    if indices.size:
-        xp = get_array_module(indices)
-        lo, hi = int(xp.min(indices)), int(xp.max(indices))
-        if lo < 0 or hi >= gy.shape[2] * gy.shape[3]:
-            raise ValueError(f"indices outside [0, {gy.shape[2] * gy.shape[3]}) for "
-                             f"grad_output of shape {tuple(gy.shape)}")
+    if not (isinstance(indices, np.ndarray) or is_cupy_array(indices)) or indices.ndim != 4:
+        raise ValueError(f"indices must be a 4-D integer array, got "
+                         f"{getattr(indices, 'shape', type(indices).__name__)}")
+    _check_indices(indices, tuple(gy.shape[:2]) + tuple(indices.shape[2:]))
+    _check_index_range(indices, gy.shape[2] * gy.shape[3], f"grad_output of shape "
+                                                            f"{tuple(gy.shape)}")
     mod = _version(impl, gy)
     return mod.max_unpool2d_backward(_contig(gy),
                                      _contig(indices).astype(np.int64, copy=False))
