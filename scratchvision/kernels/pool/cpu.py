@@ -62,9 +62,12 @@ def _max_pool_fwd(x, y, idx, kh, kw, sy, sx, ph, pw, dy, dx):  # pragma: no cove
                 for j in range(j0, j1):
                     ww = w0 + j * dx
                     v = x[p, hh, ww]
-                    if v > best or v != v:      # first max wins; a NaN wins (propagates)
-                        best = v
-                        arg = hh * w + ww
+                    # first max wins; a NaN wins (propagates). Bitwise | and two selects,
+                    # not `if ... or ...`: branch-free, since on real data the comparison
+                    # is unpredictable and a mispredicted branch costs more than the select
+                    take = (v > best) | (v != v)
+                    best = v if take else best
+                    arg = hh * w + ww if take else arg
             y[p, oh, ow] = best
             idx[p, oh, ow] = arg
 
