@@ -2,13 +2,16 @@
 
 Same arithmetic and signatures as ``reference.py``; what differs is the loop layout:
 
-* The forward kernels flatten the output into rows ``r = (n*C + c) * out_h + oh`` and run
-  ``prange`` over them: every row is written by exactly one thread, and a row of a plane
-  reads a band of ``kh`` contiguous input rows, so the inner ``ow``/tap loops walk memory
-  with unit stride (``sx`` for strided pools). Rows rather than planes keep both cores busy
-  even for a single image with few channels.
-* The window bounds are clipped once per row / column instead of testing every tap, so the
-  inner loop has no padding branches.
+* The forward kernels run ``prange`` over output rows ``r = (n*C + c) * out_h + oh`` (for
+  avg_pool2d over blocks of 8 rows of one plane, each owning a buffer): every row is
+  written by exactly one thread, and rows rather than planes keep all cores busy even for
+  a single image with few channels.
+* max_pool2d clips each window to the real input once (no padding test per tap) and
+  updates its running max/argmax branch-free: on real data ``v > best`` is unpredictable,
+  and a mispredicted branch costs more than two selects.
+* avg_pool2d is separable: per output row it first sums the window's input rows into a
+  float64 column-sum buffer (a contiguous loop over the row), then adds ``kw`` column sums
+  per output: ``kh + kw`` additions per output instead of ``kh * kw``.
 * Backward passes that *scatter* (max_pool2d, avg_pool2d, adaptive_avg_pool2d: one output
   feeds several inputs, windows overlap) run ``prange`` over ``(n, c)`` planes and scatter
   serially inside a plane: a plane's gradient is owned by one thread, so there is no race
@@ -27,6 +30,7 @@ from scratchvision.kernels.pool import shapes
 from scratchvision.kernels.pool.shapes import pool_output_size
 
 _JIT = dict(parallel=True, cache=True, fastmath=False, nogil=True)
+_ROWS = 8           # output rows per parallel task of avg_pool2d's forward
 _avg_window = njit(cache=True)(shapes.avg_window)          # the scalar helpers of shapes.py,
 _adaptive_start = njit(cache=True)(shapes.adaptive_start)  # compiled for the CPU
 _adaptive_end = njit(cache=True)(shapes.adaptive_end)
@@ -110,17 +114,23 @@ def _avg_pool_fwd(x, y, kh, kw, sy, sx, ph, pw, count_include_pad,
                   divisor):  # pragma: no cover (jit)
     planes, h, w = x.shape
     out_h, out_w = y.shape[1], y.shape[2]
-    for r in prange(planes * out_h):
-        p = r // out_h                      # r = p * out_h + oh indexes one output row
-        oh = r - p * out_h
-        h0, h1, len_h = _avg_window(oh, sy, ph, kh, h, count_include_pad)
-        for ow in range(out_w):
-            w0, w1, len_w = _avg_window(ow, sx, pw, kw, w, count_include_pad)
-            total = 0.0                     # float64 accumulator for both dtypes
-            for hh in range(h0, h1):
+    n_blocks = (out_h + _ROWS - 1) // _ROWS
+    for blk in prange(planes * n_blocks):
+        p = blk // n_blocks                 # blk = p * n_blocks + b: rows b*_ROWS ... of p
+        row0 = (blk - p * n_blocks) * _ROWS
+        col = np.empty(w, np.float64)       # column sums of the window's rows (float64)
+        for oh in range(row0, min(row0 + _ROWS, out_h)):
+            h0, h1, len_h = _avg_window(oh, sy, ph, kh, h, count_include_pad)
+            col[:] = 0.0
+            for hh in range(h0, h1):        # separable: sum the rows first (contiguous) ...
+                for ww in range(w):
+                    col[ww] += x[p, hh, ww]
+            for ow in range(out_w):         # ... then each window's columns
+                w0, w1, len_w = _avg_window(ow, sx, pw, kw, w, count_include_pad)
+                total = 0.0
                 for ww in range(w0, w1):
-                    total += x[p, hh, ww]
-            y[p, oh, ow] = total / (divisor if divisor > 0 else len_h * len_w)
+                    total += col[ww]
+                y[p, oh, ow] = total / (divisor if divisor > 0 else len_h * len_w)
 
 
 @njit(**_JIT)
