@@ -128,3 +128,25 @@ def test_gpu_matches_cpu(dtype, geo):
                                          .copy()),
                  P.max_unpool2d_backward(x, idx[..., :x.shape[2] // 4, :x.shape[3] // 4]
                                          .copy()))
+
+
+@pytest.mark.gpu
+def test_gpu_functional_autograd_matches_cpu():
+    # a pool -> unpool -> avg-pool -> bilinear chain through F and the autograd engine on
+    # CuPy tensors gives the CPU's values and input gradient
+    pytest.importorskip("cupy")
+    import scratchvision as sv
+    from scratchvision import functional as F
+    x = np.random.default_rng(3).standard_normal((2, 3, 9, 8)).astype(np.float32)
+    outs = {}
+    for device in ("cpu", "cuda"):
+        t = sv.tensor(x, device=device, requires_grad=True)
+        y, idx = F.max_pool2d(t, 3, 2, 1, return_indices=True)
+        u = F.max_unpool2d(y, idx, 3, 2, 1, output_size=(9, 8))
+        z = F.interpolate(F.adaptive_avg_pool2d(F.avg_pool2d(u, 2, ceil_mode=True), (4, 3)),
+                          scale_factor=2, mode="bilinear")
+        (z * z).sum().backward()
+        assert z.device == device
+        outs[device] = (z.numpy(), t.grad if device == "cpu" else t.grad.get())
+    assert_close(outs["cuda"][0], outs["cpu"][0])
+    assert_close(outs["cuda"][1], outs["cpu"][1])
