@@ -232,7 +232,11 @@ def test_default_algorithm_rule():
     s1, d1 = (1, 1), (1, 1)
     assert K.choose_algorithm((8, 64, 56, 56), (64, 1, 3, 3), s1, s1, d1, 64) == "direct"
     assert K.choose_algorithm((8, 64, 56, 56), (64, 1, 3, 3), s1, s1, d1, 64,
+                              "weight") == "direct"
+    assert K.choose_algorithm((8, 64, 56, 56), (64, 4, 3, 3), s1, s1, d1, 16) == "direct"
+    assert K.choose_algorithm((8, 64, 56, 56), (64, 4, 3, 3), s1, s1, d1, 16,
                               "weight") == "im2col"
+    assert K.choose_algorithm((8, 64, 56, 56), (128, 1, 3, 3), (2, 2), s1, d1, 64) == "im2col"
     assert K.choose_algorithm((8, 64, 56, 56), (64, 8, 3, 3), s1, s1, d1, 8) == "im2col"
     assert K.choose_algorithm((8, 256, 14, 14), (256, 256, 3, 3), s1, s1, d1, 1) == "winograd"
     assert K.choose_algorithm((8, 64, 56, 56), (64, 64, 3, 3), s1, s1, d1, 1) == "winograd"

@@ -177,35 +177,39 @@ def choose_algorithm(x_shape, W_shape, stride, padding, dilation, groups,
     single-threaded CPU time (the machine was shared, so wall-clock was too noisy), batch
     2, float32; milliseconds forward / input grad / weight grad:
 
-    ====================================  ================  ================  ==========
-    shape (C->Cout, HxW, k3 s1 p1)        im2col            winograd          direct
-    ====================================  ================  ================  ==========
-    64->64, 56x56                         7.2 / 6.3 / 8.1   6.7 / 7.0 / -     -
-    128->128, 28x28                       6.3 / 5.6 / 7.0   4.6 / 4.7 / -     -
-    256->256, 14x14                       6.4 / 5.7 / 7.0   4.2 / 5.4 / -     -
-    32->32, 56x56                         2.3 / 1.9 / 2.9   2.2 / 2.4 / -     -
-    16->16, 56x56                         0.7 / 0.6 / 1.0   0.8 / 0.8 / -     2.3 / 2.5 / 11.9
-    depthwise 64, 56x56 (Cg = 1)          0.8 / 5.2 / 2.0   -                 0.4 / 0.4 / 3.0
-    groups 16 (Cg = 4), 56x56             2.7 / 2.4 / 2.2   -                 2.4 / 2.7 / 12.0
-    groups 8 (Cg = 8), 56x56              3.2 / 2.2 / 4.1   -                 4.7 / 5.1 / 23.7
-    ====================================  ================  ================  ==========
+    ======================================  ===============  ===============  ===============
+    shape (C->Cout, HxW, k3 s1 p1)          im2col           winograd         direct
+    ======================================  ===============  ===============  ===============
+    64->64, 56x56                           7.2 / 6.3 / 8.1  6.7 / 7.0 / -    -
+    128->128, 28x28                         6.3 / 5.6 / 7.0  4.6 / 4.7 / -    -
+    256->256, 14x14                         6.4 / 5.7 / 7.0  4.2 / 5.4 / -    -
+    32->32, 56x56                           2.3 / 1.9 / 2.9  2.2 / 2.4 / -    -
+    16->16, 56x56                           0.5 / 0.5 / 0.9  1.1 / 0.8 / -    1.3 / 1.4 / 2.2
+    depthwise 64, 56x56 (Cg = 1)            1.2 / 5.2 / 1.7  -                0.5 / 0.4 / 0.6
+    depthwise 64->128, stride 2 (Cg = 1)    0.4 / 1.0 / 0.4  -                0.6 / 1.7 / 0.8
+    groups 16 (Cg = 4), 56x56               2.0 / 2.1 / 1.7  -                1.6 / 1.5 / 2.3
+    groups 8 (Cg = 8), 56x56                2.8 / 1.8 / 3.9  -                2.8 / 2.6 / 4.7
+    ======================================  ===============  ===============  ===============
 
     Rule:
 
-    * grouped with at most 4 input channels per group (depthwise included), forward and
-      input gradient: ``direct`` (no 9x column copy, no GEMM with a 9-long inner dim);
+    * grouped, stride 1, at most 4 input channels per group (depthwise included):
+      ``direct`` for the forward pass and the input gradient (no 9x column copy, no GEMM
+      with a 9-long inner dimension), and for the weight gradient when depthwise
+      (``Cg = 1``). At stride > 1 the direct loops lose their unit-stride vectorisation
+      and im2col wins;
     * 3x3, stride 1, dilation 1 with at least 64 input and output channels per group:
       ``winograd`` forward; for the input gradient only from 128 channels (its flipped
       filters cost a second transform, which only wide layers amortise);
-    * everything else, and every weight gradient (``direct``'s per-weight reduction does
-      not vectorise; Winograd's weight gradient is im2col's): ``im2col``.
+    * everything else, and the other weight gradients (Winograd's is im2col's):
+      ``im2col``.
     """
     Co, Cg = int(W_shape[0]), int(W_shape[1])
     Cog = Co // groups
+    if groups > 1 and tuple(stride) == (1, 1) and Cg <= (1 if which == "weight" else 4):
+        return "direct"
     if which == "weight":
         return "im2col"
-    if groups > 1 and Cg <= 4:
-        return "direct"
     wide = 64 if which == "forward" else 128
     if winograd_applicable(W_shape, stride, dilation) and Cg >= wide and Cog >= wide:
         return "winograd"

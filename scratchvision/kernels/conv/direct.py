@@ -20,8 +20,10 @@ output plane is read and written ``Cg*kh*kw`` times from cache and the input is 
 
 **Backward.** The input gradient is parallel over input planes ``(n, c)`` (each thread
 scatters ``w * gy`` onto its own plane through the same index map, so the sums are
-deterministic); the weight gradient is parallel over weights ``(o, c)`` (each thread owns
-its ``kh*kw`` sums over the batch and the output pixels, added in a fixed order).
+deterministic); the weight gradient is parallel over weights ``(o, c)``: each thread owns
+its ``kh*kw`` sums over the batch and the output pixels, kept as one float64 partial sum
+per output column (so the row products vectorise without reassociating anything) and
+reduced in a fixed order at the end.
 """
 from __future__ import annotations
 
@@ -118,22 +120,38 @@ def _backward_weight(gy, x, sh, sw, ph, pw, dh, dw, groups, gW):
     Co, Cg, kh, kw = gW.shape
     oh, ow = gy.shape[2], gy.shape[3]
     Cog = Co // groups
+    xf = x.reshape(N * C, H * Wd)
+    gyf = gy.reshape(N * Co, oh * ow)
     for t in prange(Co * Cg):
         # t -> (o, cl): the kh*kw weights linking output channel o and input channel cl
         o = t // Cg
         cl = t % Cg
         c = (o // Cog) * Cg + cl
+        # one partial sum per output column: the row products add elementwise (vectorised,
+        # no reassociation), and the lanes are summed once at the end in a fixed order
+        lanes = np.empty(ow, np.float64)
         for i in range(kh):
             oy_lo, oy_hi = valid_range(oh, H, sh, ph, i * dh)
             for j in range(kw):
                 ox_lo, ox_hi = valid_range(ow, Wd, sw, pw, j * dw)
-                acc = 0.0                       # float64 accumulator for both dtypes
+                m = uint64(ox_hi - ox_lo)
+                lanes[:] = 0.0
                 for n in range(N):
+                    src = xf[n * C + c]
+                    g = gyf[n * Co + o]
                     for oy in range(oy_lo, oy_hi):
-                        src = x[n, c, oy * sh - ph + i * dh]
-                        g = gy[n, o, oy]
-                        for ox in range(ox_lo, ox_hi):
-                            acc += g[ox] * src[ox * sw - pw + j * dw]
+                        gb = uint64(oy * ow + ox_lo)
+                        sb = uint64((oy * sh - ph + i * dh) * Wd + ox_lo * sw + j * dw - pw)
+                        if sw == 1:
+                            for q in range(m):
+                                lanes[q] += g[gb + q] * src[sb + q]
+                        else:
+                            ss = uint64(sw)
+                            for q in range(m):
+                                lanes[q] += g[gb + q] * src[sb + q * ss]
+                acc = 0.0
+                for q in range(m):
+                    acc += lanes[q]
                 gW[o, cl, i, j] = acc
     return gW
 
