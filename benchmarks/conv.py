@@ -3,7 +3,8 @@ forward + backward, float32, on the shapes of issue 3.
 
 Rows per case: each algorithm that applies (``reference`` forward only, it is slow;
 ``im2col``; ``direct``; ``winograd`` for 3x3 stride-1 dilation-1), ``default`` (what
-``impl=None`` picks, i.e. what users get) and ``torch`` (peer). Throughput is
+``impl=None`` picks, i.e. what users get; the forward+backward row names the picks for
+forward/input-gradient/weight-gradient) and ``torch`` (peer). Throughput is
 ``2 * N * Cout * Cin/groups * kH * kW * oh * ow`` FLOPs per pass (x3 for forward + backward:
 one GEMM-sized product for the output, one for each gradient). The summary gives the
 machine's SGEMM rate (numpy matmul 2048^3 float32), the peak memory of the largest conv
@@ -71,8 +72,10 @@ def _conv_rows(case, quick, torch) -> list[Row]:
     if K.winograd_applicable(W.shape, (s, s), (d, d)):
         impls.append("winograd")
     fwd_case, both_case = f"fwd {label}", f"fwd+bwd {label}"
+    picks = [K.choose_algorithm(x.shape, W.shape, *args, which=w)
+             for w in ("forward", "input", "weight")]
     for impl in impls + [None]:
-        name = impl or f"default ({K.choose_algorithm(x.shape, W.shape, *args)})"
+        name = impl or f"default ({picks[0]})"
         kw = slow if impl in ("reference", "direct") and g == 1 else reps
         rows.append(timed_row(fwd_case, name,
                               lambda: K.conv2d_forward(x, W, b, *args, impl=impl),
@@ -85,6 +88,7 @@ def _conv_rows(case, quick, torch) -> list[Row]:
             K.conv2d_backward_input(gy, W, x.shape, *args, impl=impl)
             K.conv2d_backward_weight(gy, x, W.shape, *args, impl=impl)
             gy.sum(axis=(0, 2, 3))
+        name = impl or f"default ({'/'.join(picks)})"      # forward/input/weight
         rows.append(timed_row(both_case, name, both, work=3 * flops, work_unit="GFLOP/s",
                               **kw))
     if torch is not None:
@@ -160,6 +164,7 @@ def _peak_memory(case) -> tuple[str, float, float]:
     x = rng.standard_normal((N, Cin, H, H), dtype=np.float32)
     W = rng.standard_normal((Cout, Cin // g, k, k), dtype=np.float32)
     args = ((s, s), (p, p), (d, d), g)
+    K.release_workspace()              # so the cached column buffer is allocated, and counted
     tracemalloc.start()
     tracemalloc.reset_peak()
     y = K.conv2d_forward(x, W, None, *args, impl="im2col")
