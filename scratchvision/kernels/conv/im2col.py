@@ -23,8 +23,8 @@ same bits on every run (no atomics, no races). The weight gradient is
 near the machine's GEMM peak when ``Cout``, ``Cg*kh*kw`` and ``oh*ow`` are all large.
 Memory traffic: ``im2col`` writes ``kh*kw`` times the (strided) input, ``C*kh*kw*oh*ow``
 values per image, and the GEMM reads it back, so for 3x3 layers the column matrix is 9x
-the input; it is wasteful for depthwise layers (``Cg = 1``: a GEMM with one-row inner
-dimension), where ``direct.py`` is used instead. A 1x1, stride-1, unpadded convolution
+the input; it is wasteful for depthwise layers (``Cg = 1``: a 9x copy to feed GEMMs whose
+inner dimension is only ``kh*kw``), where ``direct.py`` is used instead. A 1x1, stride-1, unpadded convolution
 needs no ``col`` at all: the input already is its column matrix.
 
 **Workspace.** The column buffer is capped at ``workspace_limit()`` bytes (default
