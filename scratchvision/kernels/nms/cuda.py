@@ -1,7 +1,7 @@
 """NMS on the GPU (numba.cuda): the 64-box IoU bitmask, then a device-side sweep.
 
-1. Sort by ``(-score, index)`` (``lexsort``: the order does not depend on the sort's
-   stability), and gather the boxes in that order.
+1. Sort by ``(-score, index)`` (a stable argsort of ``-scores``: CuPy's is Thrust's
+   stable sort), and gather the boxes in that order.
 2. ``_mask_kernel``: block ``(bx, by)`` compares the 64 boxes of row block ``by`` with the
    64 boxes of column block ``bx`` (staged in shared memory); thread t builds the 64-bit
    word ``mask[i, bx]`` whose bit j says "box i suppresses box ``64 bx + j``" (IoU > thr),
@@ -78,7 +78,7 @@ def nms(boxes, scores, iou_threshold):
     """(N, 4) float64 boxes, (N,) float64 scores -> int64 kept indices, best first."""
     xp = get_array_module(boxes)
     n = boxes.shape[0]
-    order = xp.lexsort(xp.stack([xp.arange(n), -scores]))   # by -score, then index
+    order = xp.argsort(-scores, kind="stable")   # by -score, then index (stable sort)
     sorted_boxes = xp.ascontiguousarray(boxes[order])
     words = (n + BLOCK - 1) // BLOCK
     mask = xp.zeros((n, words), np.uint64)
