@@ -68,10 +68,30 @@ def test_nms_properties(seed, thr):
     # permuting the input does not change the kept set
     perm = rng.permutation(n)
     np.testing.assert_array_equal(perm[K.nms(boxes[perm], scores[perm], thr)], keep)
-    # a higher threshold never keeps fewer boxes
-    assert len(K.nms(boxes, scores, thr + 0.1)) >= len(keep)
+    # every dropped box overlaps a kept, higher-scored box by more than the threshold
+    dropped = np.setdiff1d(np.arange(n), keep)
+    iou_dk = ops.box_iou(boxes[dropped], boxes[keep])                  # (dropped, kept)
+    higher = scores[keep][None, :] > scores[dropped][:, None]
+    assert ((iou_dk > thr) & higher).any(axis=1).all()
+    # threshold 1: IoU never exceeds 1, so everything is kept
+    assert len(K.nms(boxes, scores, 1.0)) == n
     # NMS of its own output keeps everything
     np.testing.assert_array_equal(K.nms(boxes[keep], scores[keep], thr), np.arange(len(keep)))
+
+
+def test_raising_the_threshold_can_keep_fewer():
+    # Greedy NMS is not monotone in the threshold (so "a higher threshold never keeps fewer
+    # boxes" is false): at 0.3, A suppresses B (IoU 1/3) and C1, C2 survive; at 0.4, B
+    # survives and suppresses C1 and C2 (IoU 0.45 each with B).
+    boxes = np.array([[0, 0, 10, 10],    # A, score .9
+                      [5, 0, 15, 10],    # B: IoU(A, B) = 50 / 150
+                      [6, 0, 15, 5],     # C1: IoU(B, C1) = 45 / 100, IoU(A, C1) = 20 / 125
+                      [6, 5, 15, 10]],   # C2: the same below; C1 and C2 only touch
+                     np.float64)
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    for impl in IMPLS:
+        np.testing.assert_array_equal(K.nms(boxes, scores, 0.3, impl=impl), [0, 2, 3])
+        np.testing.assert_array_equal(K.nms(boxes, scores, 0.4, impl=impl), [0, 1])
 
 
 def test_negative_threshold_and_degenerate():

@@ -109,6 +109,8 @@ def test_empty_and_bad_input(rng):
         ops.roi_align(x[0], np.array([[0, 0, 0, 3, 3.0]]), 2)
     with pytest.raises(ValueError, match="NaN"):
         ops.roi_align(x, np.array([[0, 0, np.nan, 3, 3.0]]), 2)
+    with pytest.raises(TypeError, match="sampling_ratio must be an int"):
+        ops.roi_align(x, np.array([[0, 0, 0, 3, 3.0]]), 2, sampling_ratio=1.5)
     with pytest.raises(ValueError, match="spatial_scale"):
         ops.roi_align(x, np.array([[0, 0, 0, 3, 3.0]]), 2, spatial_scale=0.0)
 

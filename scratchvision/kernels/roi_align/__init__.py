@@ -79,6 +79,15 @@ def check_size(out_h, out_w):
     return out_h, out_w
 
 
+def check_sampling_ratio(sampling_ratio) -> int:
+    """An integer sampling_ratio (<= 0 means adaptive)."""
+    try:
+        return operator.index(sampling_ratio)
+    except TypeError:
+        raise TypeError(f"sampling_ratio must be an int (<= 0 for adaptive), got "
+                        f"{sampling_ratio!r}") from None
+
+
 def check_scale(spatial_scale) -> float:
     """A positive finite spatial_scale."""
     spatial_scale = float(spatial_scale)
@@ -94,7 +103,7 @@ def roi_align_forward(x, rois, out_h, out_w, spatial_scale=1.0, sampling_ratio=-
     rois = check_rois(rois, x.shape[0])
     out_h, out_w = check_size(out_h, out_w)
     spatial_scale = check_scale(spatial_scale)
-    sampling_ratio = operator.index(sampling_ratio)
+    sampling_ratio = check_sampling_ratio(sampling_ratio)
     xp = get_array_module(x)
     if rois.shape[0] == 0 or x.shape[1] == 0:
         return xp.zeros((rois.shape[0], x.shape[1], out_h, out_w), x.dtype)
@@ -118,4 +127,5 @@ def roi_align_backward(gy, rois, x_shape, spatial_scale=1.0, sampling_ratio=-1,
     if rois.shape[0] == 0 or x_shape[1] == 0 or x_shape[2] == 0 or x_shape[3] == 0:
         return xp.zeros(x_shape, gy.dtype)
     return _module(impl, gy).roi_align_backward(gy, rois, x_shape, spatial_scale,
-                                                operator.index(sampling_ratio), bool(aligned))
+                                                check_sampling_ratio(sampling_ratio),
+                                                bool(aligned))
