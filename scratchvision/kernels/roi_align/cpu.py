@@ -9,9 +9,9 @@ What is different, and why it is faster:
   for columns). With ``sampling_ratio=2`` and bins about a pixel wide, the 2 samples of an
   axis share pixels: 2-3 distinct rows x 2-3 columns = 4-9 multiply-adds per bin instead
   of 4 samples x 4 corners = 16 gathers.
-* **Tables computed once per RoI, reused for every channel.** ``_tables`` builds (serially:
-  it is tiny next to the channel loops, and one parallel region per call is cheaper) the (pixel, weight) lists of every bin row ``ph`` and bin column
-  ``pw`` (slot capacity ``2 * grid``: each sample touches 2 pixels; repeated pixels are
+* **Tables computed once per RoI, reused for every channel.** ``_tables`` builds the
+  (pixel, weight) lists of every bin row ``ph`` and bin column ``pw`` (serially: they are
+  tiny next to the channel loops, and one parallel region per call costs less) (capacity ``2 * grid``: each sample touches 2 pixels; repeated pixels are
   merged, which needs only a look at the last two entries because sample positions
   increase). They hold ``out_h * 2 * grid_h + out_w * 2 * grid_w`` entries per RoI.
 * **Channel blocks.** A bin's sum is a chain of dependent additions, each waiting for the
