@@ -13,7 +13,8 @@ What is different, and why it is faster:
   (pixel, weight) lists of every bin row ``ph`` and bin column ``pw`` (serially: they are
   tiny next to the channel loops, and one parallel region per call costs less). A slot
   holds ``2 * grid`` entries (each sample touches 2 pixels); repeated pixels are merged,
-  which needs only a look at the last two entries because sample positions increase. They hold ``out_h * 2 * grid_h + out_w * 2 * grid_w`` entries per RoI.
+  which needs only a look at the last two entries because sample positions increase.
+  A RoI's tables hold ``out_h * 2 * grid_h + out_w * 2 * grid_w`` entries.
 * **Channel blocks.** A bin's sum is a chain of dependent additions, each waiting for the
   previous one (about 4 cycles): one channel at a time, the forward is bound by that
   latency, not by arithmetic or memory. Each task therefore handles ``CBLOCK = 8``
