@@ -6,7 +6,8 @@
   gradient. Bilinear weights are separable (``scalar.linear_weights_1d``): a sample at
   (ys, xs) gives row h the weight ``wy(h)`` (the part of its row interpolation that falls
   on h) times its column weights. The thread walks image n's RoIs in increasing r, their
-  bin rows and sample rows; where a sample row touches h it adds
+  bin rows and sample rows (skipping RoIs whose rows cannot reach h); where a sample row
+  touches h it adds
   ``gy / count * wy(h) * wx`` at the two columns of every sample column. Each gx element
   is written by one thread in a fixed order: the same bits on every run, no atomics.
 * ``roi_align_backward_atomic``: torchvision's scheme, one thread per ``gy`` element that
@@ -69,6 +70,13 @@ def _backward_rows_kernel(gy, rois, spatial_scale, sampling_ratio, aligned, gx):
         start_h, start_w, bin_h, bin_w, grid_h, grid_w = _geometry(
             rois[r, 1], rois[r, 2], rois[r, 3], rois[r, 4], spatial_scale, out_h, out_w,
             sampling_ratio, aligned)
+        # samples lie in [start_h, start_h + out_h * bin_h]; after clamping they touch
+        # rows int(max(y, 0)) .. that + 1 only: skip RoIs that cannot reach row h (one
+        # more row each side absorbs rounding of the sample coordinates)
+        top = int(max(start_h, 0.0)) - 1
+        bottom = int(max(start_h + out_h * bin_h, 0.0)) + 2
+        if h < top or h > bottom:
+            continue
         count = max(grid_h * grid_w, 1)
         for ph in range(out_h):
             for iy in range(grid_h):
