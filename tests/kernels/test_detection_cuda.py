@@ -69,7 +69,11 @@ def test_roi_align_simulated(aligned, sampling_ratio):
     from scratchvision.kernels.roi_align import cuda  # noqa: PLC0415
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 2, 7, 6))
-    rois = _rois(rng, 4, 2, 8)
+    rois = np.concatenate([_rois(rng, 4, 2, 8),
+                           # at the top/bottom edges: clamped rows 0 and H - 1, samples
+                           # above -1 (zero) and a zero-area RoI on the last row
+                           np.array([[0, -2, -2, 1, 0.5], [1, 3, 6, 9, 12], [0, 1, -3, 4, -1.2],
+                                     [1, 2, 9.3, 2, 9.3]])])
     args = (0.75, sampling_ratio, aligned)
     y = cuda.roi_align_forward(x, rois, 2, 3, *args)
     assert_close(y, KA.roi_align_forward(x, rois, 2, 3, *args, impl="reference"))
