@@ -224,8 +224,9 @@ def summary(rows: list[Row]) -> str:
         if not mine or not peers:
             continue
         ratio = mine[0].seconds / min(p.seconds for p in peers)
-        goal = next((g for key, g in goals.items() if case.endswith(key) or
-                     case.startswith(key)), None)
+        goal = next((g for key, g in goals.items() if case.startswith(key)), None)
+        if goal is None:
+            goal = next((g for key, g in goals.items() if case.endswith(" " + key)), None)
         verdict = "" if goal is None else f" (goal <= {goal}x: {'met' if ratio <= goal else 'NOT met'})"
         lines.append(f"{case}: {ratio:.2f}x{verdict}")
     return "\n".join(lines)
