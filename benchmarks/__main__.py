@@ -13,7 +13,12 @@ import pkgutil
 import sys
 from pathlib import Path
 
-from benchmarks.harness import report
+try:  # Import PyTorch (a peer) before scratchvision: each library's OpenMP runtime then
+    import torch  # noqa: F401  reads the environment as it would alone (scratchvision sets
+except ImportError:  # OMP_WAIT_POLICY=PASSIVE for its own Numba threads; see its __init__).
+    pass
+
+from benchmarks.harness import report  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
