@@ -150,6 +150,8 @@ def where(condition, input, other) -> Tensor:  # noqa: A002
     if like is None:
         return Tensor(xp_of(cond).where(cond, input, other))
     from scratchvision.autograd.tensor import _lift  # noqa: PLC0415
+    if backend.device_of(cond) != like.device:  # a mask made on the host, used on the GPU
+        cond = backend.to_device(cond, like.device)
     return Where.apply(cond, _lift(input, like), _lift(other, like))
 
 

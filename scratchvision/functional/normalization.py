@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from scratchvision import backend
 from scratchvision.autograd.function import Function, xp_of
 from scratchvision.autograd.gradcheck import register_gradcheck
 from scratchvision.autograd.tensor import Tensor, _raw
@@ -89,6 +90,11 @@ def batch_norm(input: Tensor, running_mean=None, running_var=None, weight=None, 
         if v is not None and tuple(v.shape) != (c,):
             raise ValueError(f"batch_norm: {name} has shape {tuple(v.shape)}, expected ({c},) "
                              f"for input of shape {x.shape}")
+    for name, v in (("running_mean", rm), ("running_var", rv), ("weight", weight),
+                    ("bias", bias)):
+        if v is not None and backend.device_of(_raw(v)) != x.device:
+            raise ValueError(f"batch_norm: {name} is on {backend.device_of(_raw(v))} but the "
+                             f"input is on {x.device}: move it with .to('{x.device}')")
     if not training and (rm is None or rv is None):
         raise ValueError("batch_norm: running_mean and running_var are needed when not "
                          "training")
