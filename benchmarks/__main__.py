@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         module = importlib.import_module(f"benchmarks.{name}")
         rows = module.run(quick=args.quick)
+        if not rows:  # e.g. the gpu family without a GPU: keep earlier results
+            print(f"{name}: nothing measured on this machine; results/ left as they were\n")
+            continue
         summary = module.summary(rows) if hasattr(module, "summary") else ""
         report(name, rows, summary, write=not (args.quick or args.no_write))
         print()
