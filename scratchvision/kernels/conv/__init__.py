@@ -44,6 +44,7 @@ from typing import Sequence
 import numpy as np
 
 from scratchvision.backend import get_array_module, is_cupy_array
+from scratchvision.kernels.versions import contiguous
 from scratchvision.kernels.conv import direct, im2col, reference, winograd
 from scratchvision.kernels.conv._common import conv_output_size, conv_transpose_output_size
 from scratchvision.kernels.conv.im2col import (release_workspace, set_workspace_limit,
@@ -236,8 +237,7 @@ def _module(impl, arr, x_shape, W_shape, stride, padding, dilation, groups, whic
             "winograd": winograd}[impl]
 
 
-def _contig(a):
-    return None if a is None else get_array_module(a).ascontiguousarray(a)
+_contig = contiguous
 
 
 # ---------------------------------------------------------------------- conv2d API

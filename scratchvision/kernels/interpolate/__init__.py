@@ -16,15 +16,14 @@ take, exactly as ``torch.nn.functional.interpolate`` does.
 """
 from __future__ import annotations
 
-import importlib
 import math
 from typing import Sequence
 
 import numpy as np
 
 from scratchvision.backend import get_array_module, is_cupy_array
+from scratchvision.kernels.versions import IMPLS, contiguous, load_version  # noqa: F401
 
-IMPLS = ("reference", "cpu", "cuda", "cuda_atomic")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 __all__ = ["IMPLS", "bilinear_backward", "bilinear_forward", "nearest_backward",
@@ -128,17 +127,10 @@ def _check_backward(gy, x_shape):
 
 
 def _version(impl, *arrays):
-    if impl is None:
-        impl = "cuda" if any(is_cupy_array(a) for a in arrays) else "cpu"
-    if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-    if impl == "cuda_atomic":
-        return importlib.import_module("scratchvision.kernels.interpolate.cuda").ATOMIC
-    return importlib.import_module(f"scratchvision.kernels.interpolate.{impl}")
+    return load_version("interpolate", impl, *arrays)
 
 
-def _contig(a):
-    return get_array_module(a).ascontiguousarray(a)
+_contig = contiguous
 
 
 def bilinear_forward(x, size, align_corners=False, scales=(None, None), impl=None):

@@ -16,16 +16,15 @@ geometry (which input rows a window covers, the ``ceil_mode`` rule) is in ``shap
 """
 from __future__ import annotations
 
-import importlib
 from typing import Sequence
 
 import numpy as np
 
 from scratchvision.backend import get_array_module, is_cupy_array
+from scratchvision.kernels.versions import IMPLS, contiguous, load_version  # noqa: F401
 from scratchvision.kernels.pool.shapes import (adaptive_end, adaptive_start,
                                                first_empty_window, pool_output_size)
 
-IMPLS = ("reference", "cpu", "cuda", "cuda_atomic")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 __all__ = ["IMPLS", "adaptive_avg_pool2d_backward", "adaptive_avg_pool2d_forward",
@@ -122,17 +121,10 @@ def _window_args(x_shape, kernel_size, stride, padding, dilation, ceil_mode):
 
 
 def _version(impl, *arrays):
-    if impl is None:
-        impl = "cuda" if any(is_cupy_array(a) for a in arrays) else "cpu"
-    if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-    if impl == "cuda_atomic":
-        return importlib.import_module("scratchvision.kernels.pool.cuda").ATOMIC
-    return importlib.import_module(f"scratchvision.kernels.pool.{impl}")
+    return load_version("pool", impl, *arrays)
 
 
-def _contig(a):
-    return get_array_module(a).ascontiguousarray(a)
+_contig = contiguous
 
 
 # -------------------------------------------------------------------------- max_pool2d
