@@ -90,6 +90,9 @@ def batch_norm(input: Tensor, running_mean=None, running_var=None, weight=None, 
         if v is not None and tuple(v.shape) != (c,):
             raise ValueError(f"batch_norm: {name} has shape {tuple(v.shape)}, expected ({c},) "
                              f"for input of shape {x.shape}")
+    if not training and rm is not None and rv is not None:
+        # evaluation only reads the running stats: a copy on the input's device will do
+        rm, rv = backend.to_device(rm, x.device), backend.to_device(rv, x.device)
     for name, v in (("running_mean", rm), ("running_var", rv), ("weight", weight),
                     ("bias", bias)):
         if v is not None and backend.device_of(_raw(v)) != x.device:

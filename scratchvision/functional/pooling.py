@@ -223,5 +223,5 @@ def _adaptive_avg_pool2d_case(rng):
 def _max_unpool2d_case(rng):
     x = rng.standard_normal((1, 2, 7, 6))
     y, idx = max_pool2d(Tensor(x), 2, return_indices=True)    # unique indices
-    return [(lambda t: max_unpool2d(t, idx, 2), [y.numpy()]),
-            (lambda t: max_unpool2d(t, idx, 2, output_size=(7, 6)), [y.numpy()])]
+    return [(lambda t: max_unpool2d(t, idx.to(t.device), 2), [y.numpy()]),
+            (lambda t: max_unpool2d(t, idx.to(t.device), 2, output_size=(7, 6)), [y.numpy()])]
