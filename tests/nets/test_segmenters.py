@@ -168,3 +168,12 @@ def test_model_kwargs_sizes():
     assert model_kwargs("unet", "tiny") == {"base": 8, "depth": 3}
     with pytest.raises(ValueError, match="size must be"):
         model_kwargs("fcn8s", "huge")
+
+
+def test_context_module_starts_as_identity():
+    """Identity initialisation: on non-negative input the untrained module changes nothing."""
+    from scratchvision.nets import ContextModule
+    m = ContextModule(4)
+    x = sv.rand(2, 4, 9, 11)
+    with sv.no_grad():
+        np.testing.assert_allclose(m(x).numpy(), x.numpy(), rtol=1e-6, atol=1e-6)
