@@ -309,4 +309,4 @@ def add_commands(sub) -> None:
     d = sub.add_parser("demo", help="train a tiny U-Net on Shapes for about two minutes")
     add_train_arguments(d)
     d.set_defaults(func=demo, model="unet", size="tiny", image_size=64, train_images=800,
-                   val_images=100, epochs=6, out="runs/demo", batch_size=16)
+                   val_images=100, epochs=14, out="runs/demo", batch_size=16)

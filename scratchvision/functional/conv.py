@@ -122,7 +122,8 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     groups : int: C_in and C_out split into ``groups`` independent convolutions
         (``groups = C_in`` with ``C_out = m * C_in`` is depthwise)
     impl : None (fastest for the shape; see ``kernels.conv.choose_algorithm``),
-        'reference', 'im2col', 'direct', 'winograd' or 'cuda' (scratchvision extension)
+        'reference', 'im2col', 'direct', 'winograd', 'cuda' or 'cuda_atomic' (scratchvision
+        extension)
 
     Returns
     -------

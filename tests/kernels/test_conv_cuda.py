@@ -44,6 +44,9 @@ def test_cuda_kernels_match_reference_simulated(case, dtype):
                  R.conv2d_backward_input(gy, W, x.shape, *args), scale=scale)
     assert_close(cuda.conv2d_backward_weight(gy, x, W.shape, *args),
                  R.conv2d_backward_weight(gy, x, W.shape, *args), scale=scale)
+    # the atomic col2im scatter (non-deterministic order, same values up to rounding)
+    assert_close(cuda.ATOMIC.conv2d_backward_input(gy, W, x.shape, *args),
+                 R.conv2d_backward_input(gy, W, x.shape, *args), scale=scale)
 
 
 @pytest.mark.cudasim

@@ -50,7 +50,7 @@ from scratchvision.kernels.conv._common import conv_output_size, conv_transpose_
 from scratchvision.kernels.conv.im2col import (release_workspace, set_workspace_limit,
                                                workspace_limit)
 
-ALGORITHMS = ("reference", "im2col", "direct", "winograd", "cuda")
+ALGORITHMS = ("reference", "im2col", "direct", "winograd", "cuda", "cuda_atomic")
 CPU_ALGORITHMS = ("reference", "im2col", "direct", "winograd")
 
 __all__ = ["ALGORITHMS", "CPU_ALGORITHMS", "choose_algorithm", "conv2d_backward_input",
@@ -224,9 +224,9 @@ def _module(impl, arr, x_shape, W_shape, stride, padding, dilation, groups, whic
             x_shape, W_shape, stride, padding, dilation, groups, which)
     if impl not in ALGORITHMS:
         raise ValueError(f"impl must be None or one of {ALGORITHMS}, got {impl!r}")
-    if impl == "cuda":
+    if impl in ("cuda", "cuda_atomic"):
         from scratchvision.kernels.conv import cuda  # noqa: PLC0415  (numba.cuda on demand)
-        return cuda
+        return cuda if impl == "cuda" else cuda.ATOMIC
     if is_cupy_array(arr):
         raise ValueError(f"impl={impl!r} is a CPU algorithm but the arrays are CuPy arrays; "
                          "use impl=None or 'cuda'")

@@ -10,8 +10,11 @@ free of atomics and therefore deterministic:
 * ``col2im`` (input gradient): one thread per *input* pixel ``(n, c, h, w)`` that gathers
   the column entries copied from it. Tap ``i`` read row ``h`` from output row ``oy`` when
   ``oy*sh = h + ph - i*dh``, so only taps with ``(h + ph - i*dh) % sh == 0`` and
-  ``0 <= oy < oh`` contribute. A scatter (one thread per column entry, ``atomicAdd`` into
-  ``gx``) would be simpler and non-deterministic; the gather adds in a fixed order.
+  ``0 <= oy < oh`` contribute. The gather adds in a fixed order: the same bits every run.
+* ``col2im`` atomic variant (``ATOMIC`` below, ``impl='cuda_atomic'``): one thread per
+  column entry adds it into its input pixel with ``cuda.atomic.add``. Simpler and with no
+  divisibility tests, but **non-deterministic**: the float additions into one pixel land in
+  whatever order the threads run.
 * GEMMs: ``xp.matmul`` over the ``(images, groups)`` batch, as on the CPU (cuBLAS).
 * direct (grouped/depthwise, ``Cin/groups <= 4``): one thread per output pixel summing
   its ``Cg*kh*kw`` products for the forward pass; one thread per input pixel gathering
@@ -23,6 +26,8 @@ arrays (``get_array_module`` gives numpy, the GEMM is numpy's), which is how CI 
 them without a GPU. Accumulators are float64 in every dtype (cheap next to the loads).
 """
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 from numba import cuda
 
@@ -80,6 +85,28 @@ def _col2im_kernel(col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx):
                 continue
             acc += col[n, (c * kh + i) * kw + j, oy * ow + tx // sw]
     gx[n, c, h, w] = acc
+
+
+@cuda.jit
+def _col2im_atomic_kernel(col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx):
+    """gx (nb, C, H, W), zeroed: one thread per column entry adds it to its pixel (atomic)."""
+    idx = cuda.grid(1)
+    nb, C, H, Wd = gx.shape
+    P = oh * ow
+    R = C * kh * kw
+    if idx >= nb * R * P:
+        return
+    # idx -> (n, r, p) with r = (c*kh + i)*kw + j and p = oy*ow + ox, as in im2col
+    p = idx % P
+    r = (idx // P) % R
+    n = idx // (P * R)
+    c = r // (kh * kw)
+    i = (r // kw) % kh
+    j = r % kw
+    h = (p // ow) * sh - ph + i * dh             # the input pixel this entry was copied from
+    w = (p % ow) * sw - pw + j * dw
+    if 0 <= h < H and 0 <= w < Wd:               # entries read from padding go nowhere
+        cuda.atomic.add(gx, (n, c, h, w), col[n, r, p])  # non-deterministic order
 
 
 @cuda.jit
@@ -185,6 +212,15 @@ def conv2d_forward(x, W, b, stride, padding, dilation, groups):
 
 def conv2d_backward_input(gy, W, x_shape, stride, padding, dilation, groups):
     """gx on the GPU: col2im(W^T gy) as a gather, or the direct gather for depthwise."""
+    return _backward_input(gy, W, x_shape, stride, padding, dilation, groups, atomic=False)
+
+
+def conv2d_backward_input_atomic(gy, W, x_shape, stride, padding, dilation, groups):
+    """gx on the GPU with the atomic (non-deterministic) col2im scatter."""
+    return _backward_input(gy, W, x_shape, stride, padding, dilation, groups, atomic=True)
+
+
+def _backward_input(gy, W, x_shape, stride, padding, dilation, groups, atomic):
     xp = get_array_module(gy)
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     N, C = x_shape[0], x_shape[1]
@@ -204,10 +240,16 @@ def conv2d_backward_input(gy, W, x_shape, stride, padding, dilation, groups):
         # (G, R, Cog) @ (nb, G, Cog, P) -> (nb, G, R, P) = the column matrix (nb, C*kh*kw, P)
         gcol = xp.matmul(WmT, gy[n0:n0 + nb].reshape(nb, G, Co // G, P))
         gcol = xp.ascontiguousarray(gcol).reshape(nb, C * kh * kw, P)
-        part = xp.empty((nb,) + tuple(x_shape[1:]), gy.dtype)
-        blocks, threads = launch_config(part.size)
-        _col2im_kernel[blocks, threads, stream_for(gy)](gcol, kh, kw, sh, sw, ph, pw, dh, dw,
-                                                        oh, ow, part)
+        if atomic:
+            part = xp.zeros((nb,) + tuple(x_shape[1:]), gy.dtype)
+            blocks, threads = launch_config(gcol.size)
+            _col2im_atomic_kernel[blocks, threads, stream_for(gy)](gcol, kh, kw, sh, sw, ph,
+                                                                   pw, dh, dw, oh, ow, part)
+        else:
+            part = xp.empty((nb,) + tuple(x_shape[1:]), gy.dtype)
+            blocks, threads = launch_config(part.size)
+            _col2im_kernel[blocks, threads, stream_for(gy)](gcol, kh, kw, sh, sw, ph, pw, dh,
+                                                            dw, oh, ow, part)
         gx[n0:n0 + nb] = part
     return gx
 
@@ -228,3 +270,9 @@ def conv2d_backward_weight(gy, x, W_shape, stride, padding, dilation, groups):
         g = gy[n0:n0 + nb].reshape(nb, G, Co // G, P)
         gW += xp.matmul(g, c.reshape(nb, G, R, P).transpose(0, 1, 3, 2)).sum(axis=0)
     return gW.reshape(W_shape)
+
+
+# ``impl='cuda_atomic'``: the same forward and weight gradient, the atomic col2im scatter
+ATOMIC = SimpleNamespace(conv2d_forward=conv2d_forward,
+                         conv2d_backward_input=conv2d_backward_input_atomic,
+                         conv2d_backward_weight=conv2d_backward_weight)
