@@ -22,9 +22,10 @@ setup(
         "numba>=0.59",
         "opencv-python-headless>=4.8",
         "tqdm>=4.60",
+        "matplotlib>=3.7",  # the demo's and viz's pictures and plots
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.7"],
+        "test": ["pytest>=7", "hypothesis>=6.80"],
         "bench": ["matplotlib>=3.7"],
         "gpu": ["cupy-cuda12x>=13", "numba-cuda>=0.10"],
         # optional peers for cross-checks and benchmarks; never imported by scratchvision/
