@@ -25,6 +25,7 @@ from scratchvision.autograd.factories import default_generator
 from scratchvision.data.shapes import Shapes
 from scratchvision.eval.segmentation import evaluate_segmentation
 from scratchvision.nets import SEGMENTERS, build_segmenter
+from scratchvision.nets.unet import center_crop
 
 MEAN = np.array([0.5, 0.5, 0.5], np.float32)
 STD = np.array([0.25, 0.25, 0.25], np.float32)
@@ -78,16 +79,9 @@ def predict(model: nn.Module, images: np.ndarray, batch_size: int = 32,
     return np.concatenate(out) if out else np.zeros((0,) + images.shape[2:], np.int64)
 
 
-def _crop_target(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Centre-crop label maps to a (valid-padding) model's output size."""
-    h, w = labels.shape[-2:]
-    top, left = (h - shape[0]) // 2, (w - shape[1]) // 2
-    return labels[..., top:top + shape[0], left:left + shape[1]]
-
-
 def evaluate(model, images, labels, num_classes, batch_size=32, device="cpu") -> dict:
     pred = predict(model, images, batch_size, device)
-    return evaluate_segmentation(pred, _crop_target(labels, pred.shape[-2:]), num_classes)
+    return evaluate_segmentation(pred, center_crop(labels, *pred.shape[-2:]), num_classes)
 
 
 def _checkpoint_save(path: Path, model, opt, sched, epoch: int, history: list) -> None:
@@ -175,7 +169,7 @@ def train(args: argparse.Namespace) -> dict:
             xb = np.where(flip[:, None, None, None], xb[..., ::-1], xb)
             yb = np.where(flip[:, None, None], yb[..., ::-1], yb)
             logits = model(sv.tensor(np.ascontiguousarray(xb), device=args.device))
-            yb = _crop_target(yb, logits.shape[-2:])
+            yb = center_crop(yb, *logits.shape[-2:])
             loss = sv.functional.cross_entropy(logits, np.ascontiguousarray(yb))
             opt.zero_grad()
             loss.backward()
@@ -221,10 +215,10 @@ def _pictures(model, val_x, val_y, out: Path, args) -> None:
     from scratchvision.viz.draw import draw_segmentation  # noqa: PLC0415
     n = min(6, len(val_x))
     pred = predict(model, val_x[:n], device=args.device)
-    gt = _crop_target(val_y[:n], pred.shape[-2:])
+    gt = center_crop(val_y[:n], *pred.shape[-2:])
     images = np.clip((val_x[:n].transpose(0, 2, 3, 1) * STD + MEAN) * 255, 0, 255).astype(
         np.uint8)
-    images = _crop_target(images.transpose(0, 3, 1, 2), pred.shape[-2:]).transpose(0, 2, 3, 1)
+    images = center_crop(images.transpose(0, 3, 1, 2), *pred.shape[-2:]).transpose(0, 2, 3, 1)
     fig, axes = plt.subplots(n, 3, figsize=(6, 2 * n), squeeze=False)
     for i in range(n):
         m = evaluate_segmentation(pred[i], gt[i], Shapes.num_classes)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scratchvision.autograd.function import Function, xp_of
+from scratchvision.autograd.function import Function, unbroadcast, xp_of
 from scratchvision.autograd.gradcheck import register_gradcheck
 from scratchvision.autograd.tensor import Tensor, _raw
 from scratchvision.functional.activation import _as_tensor, log_softmax
@@ -55,12 +55,9 @@ class NLLLoss(Function):
 
     def backward(self, gy):
         xp = xp_of(gy)
-        if self.reduction == "none":
-            g_item = -gy * self.wt
-        elif self.reduction == "sum":
-            g_item = -gy * self.wt
-        else:
-            g_item = -gy * self.wt / self.denom
+        g_item = -gy * self.wt                       # 'none' and 'sum'
+        if self.reduction == "mean":
+            g_item = g_item / self.denom
         glogp = xp.zeros(self.shape, dtype=gy.dtype)
         xp.put_along_axis(glogp, xp.expand_dims(self.safe, 1),
                           xp.expand_dims(g_item.astype(gy.dtype), 1), axis=1)
@@ -173,8 +170,6 @@ def _soft_cross_entropy(x, target, weight, reduction, label_smoothing):
         w = Tensor._make(x.xp.asarray(_raw(weight), dtype=x.dtype), False)
         logp = logp * w.reshape((1, -1) + (1,) * (x.ndim - 2) if x.ndim > 1 else (-1,))
     loss = -(probs * logp).sum(dim=dim)
-    if reduction == "mean" and x.ndim > 1:
-        return loss.sum() / (loss.numel())
     return _reduce(loss, reduction)
 
 
@@ -207,7 +202,7 @@ class BCEWithLogits(Function):
             gx = (1 - y) - lw * (1 - s)
         if weight is not None:
             gx = gx * weight
-        gx = unbroadcast_to(gy * gx, x.shape)
+        gx = unbroadcast(gy * gx, x.shape)
         gt = None
         if self.needs_input_grad[1]:  # d/dy = -x + (p - 1) softplus(-x) (times weight)
             sp = xp.log1p(e) + xp.maximum(-x, 0)
@@ -216,11 +211,6 @@ class BCEWithLogits(Function):
                 gt = gt * weight
             gt = gy * gt
         return gx.astype(x.dtype, copy=False), gt, None, None
-
-
-def unbroadcast_to(g, shape):
-    from scratchvision.autograd.function import unbroadcast  # noqa: PLC0415
-    return unbroadcast(g, shape)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target, weight=None,  # noqa: A002

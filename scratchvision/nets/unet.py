@@ -31,10 +31,10 @@ def double_conv(c_in: int, c_out: int, padding: int, batch_norm: bool) -> nn.Seq
 
 
 def center_crop(x, height: int, width: int):
-    """The central height x width window of an (N, C, H, W) map."""
+    """The central height x width window of the last two dims (a Tensor or an array)."""
     h, w = x.shape[-2:]
     top, left = (h - height) // 2, (w - width) // 2
-    return x[:, :, top:top + height, left:left + width]
+    return x[..., top:top + height, left:left + width]
 
 
 class UNet(nn.Module):
