@@ -11,7 +11,7 @@ from numba import cuda
 
 from scratchvision.backend import get_array_module
 from scratchvision.kernels.boxes import scalar
-from scratchvision.kernels.cuda_support import launch_config, stream_for
+from scratchvision.kernels.cuda_support import launch
 
 _area = cuda.jit(device=True)(scalar.box_area_scalar)
 _iou = cuda.jit(device=True)(scalar.box_iou_scalar)
@@ -47,15 +47,13 @@ def _pair_kernel(boxes1, boxes2, generalized, out):
 def box_area(boxes):
     """(N, 4) -> (N,) areas."""
     out = get_array_module(boxes).empty(boxes.shape[0], boxes.dtype)
-    blocks, threads = launch_config(boxes.shape[0])
-    _area_kernel[blocks, threads, stream_for(boxes)](boxes, out)
+    launch(_area_kernel, boxes.shape[0], boxes, out)
     return out
 
 
 def _pair(boxes1, boxes2, generalized):
     out = get_array_module(boxes1).empty((boxes1.shape[0], boxes2.shape[0]), boxes1.dtype)
-    blocks, threads = launch_config(out.size)
-    _pair_kernel[blocks, threads, stream_for(boxes1)](boxes1, boxes2, generalized, out)
+    launch(_pair_kernel, out.size, boxes1, boxes2, generalized, out)
     return out
 
 

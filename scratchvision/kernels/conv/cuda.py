@@ -34,7 +34,7 @@ from numba import cuda
 from scratchvision.backend import get_array_module
 from scratchvision.kernels.conv._common import conv_output_size
 from scratchvision.kernels.conv.im2col import batch_chunk
-from scratchvision.kernels.cuda_support import launch_config, stream_for
+from scratchvision.kernels.cuda_support import launch
 
 
 @cuda.jit
@@ -177,9 +177,7 @@ def _use_direct(W_shape, groups) -> bool:
 
 def _im2col(x, kh, kw, stride, padding, dilation, oh, ow, col):
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    blocks, threads = launch_config(col.size)
-    _im2col_kernel[blocks, threads, stream_for(x)](x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow,
-                                                   col)
+    launch(_im2col_kernel, col.size, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, col)
     return col
 
 
@@ -193,9 +191,7 @@ def conv2d_forward(x, W, b, stride, padding, dilation, groups):
     ow = conv_output_size(x.shape[3], kw, sw, pw, dw)
     y = xp.empty((N, Co, oh, ow), x.dtype)
     if _use_direct(W.shape, groups):
-        blocks, threads = launch_config(y.size)
-        _direct_forward_kernel[blocks, threads, stream_for(x)](x, W, sh, sw, ph, pw, dh, dw,
-                                                               groups, y)
+        launch(_direct_forward_kernel, y.size, x, W, sh, sw, ph, pw, dh, dw, groups, y)
     else:
         G, P, R = groups, oh * ow, Cg * kh * kw
         Wm = W.reshape(G, Co // G, R)
@@ -228,9 +224,8 @@ def _backward_input(gy, W, x_shape, stride, padding, dilation, groups, atomic):
     oh, ow = gy.shape[2], gy.shape[3]
     gx = xp.empty(x_shape, gy.dtype)
     if _use_direct(W.shape, groups):
-        blocks, threads = launch_config(gx.size)
-        _direct_backward_input_kernel[blocks, threads, stream_for(gy)](
-            gy, W, sh, sw, ph, pw, dh, dw, groups, gx)
+        launch(_direct_backward_input_kernel, gx.size, gy, W, sh, sw, ph, pw, dh, dw, groups,
+               gx)
         return gx
     G, P, R = groups, oh * ow, Cg * kh * kw
     WmT = W.reshape(G, Co // G, R).transpose(0, 2, 1)
@@ -242,14 +237,12 @@ def _backward_input(gy, W, x_shape, stride, padding, dilation, groups, atomic):
         gcol = xp.ascontiguousarray(gcol).reshape(nb, C * kh * kw, P)
         if atomic:
             part = xp.zeros((nb,) + tuple(x_shape[1:]), gy.dtype)
-            blocks, threads = launch_config(gcol.size)
-            _col2im_atomic_kernel[blocks, threads, stream_for(gy)](gcol, kh, kw, sh, sw, ph,
-                                                                   pw, dh, dw, oh, ow, part)
+            launch(_col2im_atomic_kernel, gcol.size, gcol, kh, kw, sh, sw, ph, pw, dh, dw, oh,
+                   ow, part)
         else:
             part = xp.empty((nb,) + tuple(x_shape[1:]), gy.dtype)
-            blocks, threads = launch_config(part.size)
-            _col2im_kernel[blocks, threads, stream_for(gy)](gcol, kh, kw, sh, sw, ph, pw, dh,
-                                                            dw, oh, ow, part)
+            launch(_col2im_kernel, part.size, gcol, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow,
+                   part)
         gx[n0:n0 + nb] = part
     return gx
 

@@ -26,7 +26,7 @@ from types import SimpleNamespace
 from numba import cuda
 
 from scratchvision.backend import get_array_module
-from scratchvision.kernels.cuda_support import launch_config, stream_for
+from scratchvision.kernels.cuda_support import launch
 from scratchvision.kernels.interpolate import weights
 
 _linear_scale = cuda.jit(device=True)(weights.linear_scale)
@@ -169,11 +169,6 @@ def _scale_or_zero(s):
     return 0.0 if s is None else float(s)
 
 
-def _launch(kernel, n, like, *args):
-    blocks, threads = launch_config(n)
-    kernel[blocks, threads, stream_for(like)](*args)
-
-
 def _ratios(x_hw, out_hw, align_corners, scales):
     return tuple(weights.linear_scale(x_hw[i], out_hw[i], align_corners,
                                       _scale_or_zero(scales[i])) for i in range(2))
@@ -187,8 +182,8 @@ def bilinear_forward(x, size, align_corners, scales):
     y = xp.empty((n, c, out_h, out_w), x.dtype)
     if y.size:
         rh, rw = _ratios((h, w), size, align_corners, scales)
-        _launch(_bilinear_fwd, y.size, x, x.reshape(n * c, h, w),
-                y.reshape(n * c, out_h, out_w), bool(align_corners), rh, rw)
+        launch(_bilinear_fwd, y.size, x.reshape(n * c, h, w),
+               y.reshape(n * c, out_h, out_w), bool(align_corners), rh, rw)
     return y
 
 
@@ -198,8 +193,8 @@ def _bilinear_backward(kernel, by_output, gy, x_shape, align_corners, scales):
     gx = xp.zeros((n * c, h, w), gy.dtype)
     if gy.size:
         rh, rw = _ratios((h, w), gy.shape[2:], align_corners, scales)
-        _launch(kernel, gy.size if by_output else gx.size, gy,
-                gy.reshape(n * c, gy.shape[2], gy.shape[3]), gx, bool(align_corners), rh, rw)
+        launch(kernel, gy.size if by_output else gx.size,
+               gy.reshape(n * c, gy.shape[2], gy.shape[3]), gx, bool(align_corners), rh, rw)
     return gx.reshape(x_shape)
 
 
@@ -220,9 +215,9 @@ def nearest_forward(x, size, scales):
     out_h, out_w = size
     y = xp.empty((n, c, out_h, out_w), x.dtype)
     if y.size:
-        _launch(_nearest_fwd, y.size, x, x.reshape(n * c, h, w),
-                y.reshape(n * c, out_h, out_w), _scale_or_zero(scales[0]),
-                _scale_or_zero(scales[1]))
+        launch(_nearest_fwd, y.size, x.reshape(n * c, h, w),
+               y.reshape(n * c, out_h, out_w), _scale_or_zero(scales[0]),
+               _scale_or_zero(scales[1]))
     return y
 
 
@@ -235,8 +230,8 @@ def nearest_backward(gy, x_shape, scales):
         sh, sw = _scale_or_zero(scales[0]), _scale_or_zero(scales[1])
         rh = 1.0 / sh if sh > 0 else h / gy.shape[2]      # candidate range only
         rw = 1.0 / sw if sw > 0 else w / gy.shape[3]
-        _launch(_nearest_bwd_gather, gx.size, gy, gy.reshape(n * c, gy.shape[2], gy.shape[3]),
-                gx, sh, sw, rh, rw)
+        launch(_nearest_bwd_gather, gx.size, gy.reshape(n * c, gy.shape[2], gy.shape[3]),
+               gx, sh, sw, rh, rw)
     return gx.reshape(x_shape)
 
 
@@ -246,8 +241,8 @@ def nearest_backward_atomic(gy, x_shape, scales):
     n, c, h, w = x_shape
     gx = xp.zeros((n * c, h, w), gy.dtype)
     if gy.size:
-        _launch(_nearest_bwd_atomic, gy.size, gy, gy.reshape(n * c, gy.shape[2], gy.shape[3]),
-                gx, _scale_or_zero(scales[0]), _scale_or_zero(scales[1]))
+        launch(_nearest_bwd_atomic, gy.size, gy.reshape(n * c, gy.shape[2], gy.shape[3]),
+               gx, _scale_or_zero(scales[0]), _scale_or_zero(scales[1]))
     return gx.reshape(x_shape)
 
 

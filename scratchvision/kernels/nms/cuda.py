@@ -24,7 +24,7 @@ from numba import cuda, float64, uint64
 
 from scratchvision.backend import get_array_module
 from scratchvision.kernels.boxes import scalar
-from scratchvision.kernels.cuda_support import stream_for
+from scratchvision.kernels.cuda_support import launch_grid
 
 _iou = cuda.jit(device=True)(scalar.box_iou_scalar)
 
@@ -82,11 +82,10 @@ def nms(boxes, scores, iou_threshold):
     sorted_boxes = xp.ascontiguousarray(boxes[order])
     words = (n + BLOCK - 1) // BLOCK
     mask = xp.zeros((n, words), np.uint64)
-    stream = stream_for(boxes)
-    _mask_kernel[(words, words), BLOCK, stream](sorted_boxes, float(iou_threshold), mask)
+    launch_grid(_mask_kernel, (words, words), BLOCK, sorted_boxes, float(iou_threshold), mask)
     removed = xp.zeros(words, np.uint64)
     keep = xp.zeros(n, np.uint8)
-    _sweep_kernel[1, SWEEP_THREADS, stream](mask, removed, keep)
+    launch_grid(_sweep_kernel, 1, SWEEP_THREADS, mask, removed, keep)
     return order[xp.nonzero(keep)[0]].astype(np.int64)
 
 

@@ -26,7 +26,7 @@ from types import SimpleNamespace
 from numba import cuda
 
 from scratchvision.backend import get_array_module
-from scratchvision.kernels.cuda_support import launch_config, stream_for
+from scratchvision.kernels.cuda_support import launch
 from scratchvision.kernels.pool import shapes
 from scratchvision.kernels.pool.shapes import pool_output_size
 
@@ -105,11 +105,6 @@ def _max_pool_bwd_atomic(gy, idx, gx):  # pragma: no cover (device)
     cuda.atomic.add(gx, (p, idx[p, k]), gy[p, k])     # non-deterministic order
 
 
-def _launch(kernel, n, like, *args):
-    blocks, threads = launch_config(n)
-    kernel[blocks, threads, stream_for(like)](*args)
-
-
 def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
     """(N, C, H, W) -> y (N, C, out_h, out_w) and int64 argmax indices ``h * W + w``."""
     xp = get_array_module(x)
@@ -120,9 +115,9 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
     y = xp.empty((n, c, out_h, out_w), x.dtype)
     idx = xp.empty((n, c, out_h, out_w), xp.int64)
     if y.size:
-        _launch(_max_pool_fwd, y.size, x, x.reshape(n * c, h, w),
-                y.reshape(n * c, out_h, out_w), idx.reshape(n * c, out_h, out_w),
-                kh, kw, sy, sx, ph, pw, dy, dx)
+        launch(_max_pool_fwd, y.size, x.reshape(n * c, h, w),
+               y.reshape(n * c, out_h, out_w), idx.reshape(n * c, out_h, out_w),
+               kh, kw, sy, sx, ph, pw, dy, dx)
     return y, idx
 
 
@@ -135,8 +130,8 @@ def max_pool2d_backward(gy, indices, x_shape, kernel_size, stride, padding, dila
     gx = xp.zeros((n * c, h, w), gy.dtype)
     if gy.size:
         oh, ow = gy.shape[2], gy.shape[3]
-        _launch(_max_pool_bwd_gather, gx.size, gy, gy.reshape(n * c, oh, ow),
-                indices.reshape(n * c, oh, ow), gx, kh, kw, sy, sx, ph, pw, dy, dx)
+        launch(_max_pool_bwd_gather, gx.size, gy.reshape(n * c, oh, ow),
+               indices.reshape(n * c, oh, ow), gx, kh, kw, sy, sx, ph, pw, dy, dx)
     return gx.reshape(x_shape)
 
 
@@ -147,8 +142,8 @@ def max_pool2d_backward_atomic(gy, indices, x_shape, kernel_size, stride, paddin
     n, c, h, w = x_shape
     gx = xp.zeros((n * c, h * w), gy.dtype)
     if gy.size:
-        _launch(_max_pool_bwd_atomic, gy.size, gy, gy.reshape(n * c, -1),
-                indices.reshape(n * c, -1), gx)
+        launch(_max_pool_bwd_atomic, gy.size, gy.reshape(n * c, -1),
+               indices.reshape(n * c, -1), gx)
     return gx.reshape(x_shape)
 
 
@@ -227,9 +222,9 @@ def avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include
     out_w = pool_output_size(w, kw, sx, pw, 1, ceil_mode)
     y = xp.empty((n, c, out_h, out_w), x.dtype)
     if y.size:
-        _launch(_avg_pool_fwd, y.size, x, x.reshape(n * c, h, w),
-                y.reshape(n * c, out_h, out_w), kh, kw, sy, sx, ph, pw,
-                bool(count_include_pad), int(divisor_override or 0))
+        launch(_avg_pool_fwd, y.size, x.reshape(n * c, h, w),
+               y.reshape(n * c, out_h, out_w), kh, kw, sy, sx, ph, pw,
+               bool(count_include_pad), int(divisor_override or 0))
     return y
 
 
@@ -241,8 +236,8 @@ def _avg_backward(kernel, n_threads_of, gy, x_shape, kernel_size, stride, paddin
     gx = xp.zeros((n * c, h, w), gy.dtype)
     if gy.size:
         g3 = gy.reshape(n * c, gy.shape[2], gy.shape[3])
-        _launch(kernel, n_threads_of(g3, gx), gy, g3, gx, kh, kw, sy, sx, ph, pw,
-                bool(count_include_pad), int(divisor_override or 0))
+        launch(kernel, n_threads_of(g3, gx), g3, gx, kh, kw, sy, sx, ph, pw,
+               bool(count_include_pad), int(divisor_override or 0))
     return gx.reshape(x_shape)
 
 
@@ -314,7 +309,7 @@ def adaptive_avg_pool2d_forward(x, output_size):
     out_h, out_w = output_size
     y = xp.empty((n, c, out_h, out_w), x.dtype)
     if y.size:
-        _launch(_adaptive_fwd, y.size, x, x.reshape(n * c, h, w), y.reshape(n * c, out_h, out_w))
+        launch(_adaptive_fwd, y.size, x.reshape(n * c, h, w), y.reshape(n * c, out_h, out_w))
     return y
 
 
@@ -324,8 +319,8 @@ def adaptive_avg_pool2d_backward(gy, x_shape):
     n, c, h, w = x_shape
     gx = xp.zeros((n * c, h, w), gy.dtype)
     if gy.size:
-        _launch(_adaptive_bwd_gather, gx.size, gy,
-                gy.reshape(n * c, gy.shape[2], gy.shape[3]), gx)
+        launch(_adaptive_bwd_gather, gx.size,
+               gy.reshape(n * c, gy.shape[2], gy.shape[3]), gx)
     return gx.reshape(x_shape)
 
 
@@ -357,7 +352,7 @@ def max_unpool2d_forward(x, indices, output_size):
     out_h, out_w = output_size
     y = xp.zeros((n * c, out_h * out_w), x.dtype)
     if x.size:
-        _launch(_unpool_fwd, x.size, x, x.reshape(n * c, -1), indices.reshape(n * c, -1), y)
+        launch(_unpool_fwd, x.size, x.reshape(n * c, -1), indices.reshape(n * c, -1), y)
     return y.reshape(n, c, out_h, out_w)
 
 
@@ -367,8 +362,8 @@ def max_unpool2d_backward(gy, indices):
     n, c = gy.shape[:2]
     gx = xp.empty(indices.shape, gy.dtype)
     if gx.size:
-        _launch(_unpool_bwd, gx.size, gy, gy.reshape(n * c, -1), indices.reshape(n * c, -1),
-                gx.reshape(n * c, -1))
+        launch(_unpool_bwd, gx.size, gy.reshape(n * c, -1), indices.reshape(n * c, -1),
+               gx.reshape(n * c, -1))
     return gx
 
 

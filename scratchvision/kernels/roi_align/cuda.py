@@ -16,10 +16,12 @@
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from numba import cuda
 
 from scratchvision.backend import get_array_module
-from scratchvision.kernels.cuda_support import launch_config, stream_for
+from scratchvision.kernels.cuda_support import launch
 from scratchvision.kernels.roi_align import scalar
 
 _geometry = cuda.jit(device=True)(scalar.roi_align_geometry)
@@ -130,25 +132,27 @@ def _backward_atomic_kernel(gy, rois, spatial_scale, sampling_ratio, aligned, gx
 def roi_align_forward(x, rois, out_h, out_w, spatial_scale, sampling_ratio, aligned):
     """x (N, C, H, W), rois (R, 5) float64 -> y (R, C, out_h, out_w)."""
     y = get_array_module(x).empty((rois.shape[0], x.shape[1], out_h, out_w), x.dtype)
-    blocks, threads = launch_config(y.size)
-    _forward_kernel[blocks, threads, stream_for(x)](x, rois, float(spatial_scale),
-                                                    int(sampling_ratio), bool(aligned), y)
+    launch(_forward_kernel, y.size, x, rois, float(spatial_scale), int(sampling_ratio),
+           bool(aligned), y)
     return y
 
 
 def roi_align_backward(gy, rois, x_shape, spatial_scale, sampling_ratio, aligned):
     """Deterministic: gy (R, C, out_h, out_w) -> gx of shape x_shape."""
     gx = get_array_module(gy).zeros(x_shape, gy.dtype)
-    blocks, threads = launch_config(x_shape[0] * x_shape[1] * x_shape[2])
-    _backward_rows_kernel[blocks, threads, stream_for(gy)](
-        gy, rois, float(spatial_scale), int(sampling_ratio), bool(aligned), gx)
+    launch(_backward_rows_kernel, x_shape[0] * x_shape[1] * x_shape[2],
+           gy, rois, float(spatial_scale), int(sampling_ratio), bool(aligned), gx)
     return gx
 
 
 def roi_align_backward_atomic(gy, rois, x_shape, spatial_scale, sampling_ratio, aligned):
     """Non-deterministic (atomicAdd) version of ``roi_align_backward``."""
     gx = get_array_module(gy).zeros(x_shape, gy.dtype)
-    blocks, threads = launch_config(gy.size)
-    _backward_atomic_kernel[blocks, threads, stream_for(gy)](
-        gy, rois, float(spatial_scale), int(sampling_ratio), bool(aligned), gx)
+    launch(_backward_atomic_kernel, gy.size,
+           gy, rois, float(spatial_scale), int(sampling_ratio), bool(aligned), gx)
     return gx
+
+
+# ``impl='cuda_atomic'``: the same forward, the atomic (non-deterministic) backward
+ATOMIC = SimpleNamespace(roi_align_forward=roi_align_forward,
+                         roi_align_backward=roi_align_backward_atomic)

@@ -13,12 +13,13 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 from numba import cuda
 
 from scratchvision.backend import get_array_module
-from scratchvision.kernels.cuda_support import launch_config, stream_for
+from scratchvision.kernels.cuda_support import launch
 from scratchvision.kernels.roi_pool import scalar
 
 _geometry = cuda.jit(device=True)(scalar.roi_pool_geometry)
@@ -77,8 +78,7 @@ def roi_pool_forward(x, rois, out_h, out_w, spatial_scale):
     xp = get_array_module(x)
     y = xp.empty((rois.shape[0], x.shape[1], out_h, out_w), x.dtype)
     argmax = xp.empty(y.shape, np.int64)
-    blocks, threads = launch_config(y.size)
-    _forward_kernel[blocks, threads, stream_for(x)](x, rois, float(spatial_scale), y, argmax)
+    launch(_forward_kernel, y.size, x, rois, float(spatial_scale), y, argmax)
     return y, argmax
 
 
@@ -105,8 +105,7 @@ def roi_pool_backward(gy, argmax, rois, x_shape):
     """Deterministic: gy, argmax (R, C, out_h, out_w) -> gx of shape x_shape."""
     xp = get_array_module(gy)
     gx = xp.zeros(x_shape, gy.dtype)
-    blocks, threads = launch_config(x_shape[0] * x_shape[1] * x_shape[2])
-    _backward_rows_kernel[blocks, threads, stream_for(gy)](gy, argmax, rois, gx)
+    launch(_backward_rows_kernel, x_shape[0] * x_shape[1] * x_shape[2], gy, argmax, rois, gx)
     return gx
 
 
@@ -114,6 +113,10 @@ def roi_pool_backward_atomic(gy, argmax, rois, x_shape):
     """Non-deterministic (atomicAdd) version of ``roi_pool_backward``."""
     xp = get_array_module(gy)
     gx = xp.zeros(x_shape, gy.dtype)
-    blocks, threads = launch_config(gy.size)
-    _backward_atomic_kernel[blocks, threads, stream_for(gy)](gy, argmax, rois, gx)
+    launch(_backward_atomic_kernel, gy.size, gy, argmax, rois, gx)
     return gx
+
+
+# ``impl='cuda_atomic'``: the same forward, the atomic (non-deterministic) backward
+ATOMIC = SimpleNamespace(roi_pool_forward=roi_pool_forward,
+                         roi_pool_backward=roi_pool_backward_atomic)
