@@ -15,7 +15,9 @@ import os as _os
 # Numba starts its thread pool; an explicit OMP_WAIT_POLICY in the environment wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from scratchvision.backend import get_default_dtype, gpu_available, set_default_dtype
+from scratchvision.backend import (are_deterministic_algorithms_enabled, get_default_dtype,
+                                   gpu_available, set_default_dtype,
+                                   use_deterministic_algorithms)
 from scratchvision.autograd import (Function, Tensor, arange, cat, enable_grad, full, full_like,
                                     is_grad_enabled, manual_seed, no_grad, ones, ones_like, rand,
                                     rand_like, randn, randn_like, split, stack, tensor, where,
@@ -27,8 +29,8 @@ float64 = "float64"
 int64 = "int64"
 
 __all__ = [
-    "Function", "Tensor", "arange", "cat", "enable_grad", "full", "full_like", "functional",
+    "Function", "Tensor", "arange", "are_deterministic_algorithms_enabled", "cat", "enable_grad", "full", "full_like", "functional",
     "get_default_dtype", "gpu_available", "is_grad_enabled", "manual_seed", "nn", "no_grad",
     "ones", "ones_like", "rand", "rand_like", "randn", "randn_like", "set_default_dtype",
-    "split", "stack", "tensor", "where", "zeros", "zeros_like",
+    "split", "stack", "tensor", "use_deterministic_algorithms", "where", "zeros", "zeros_like",
 ]

@@ -21,6 +21,7 @@ DEVICES = ("cpu", "cuda")
 _default_dtype = np.dtype(np.float32)
 _cupy: ModuleType | None = None
 _cupy_checked = False
+_deterministic = True
 
 
 def cuda_simulator_enabled() -> bool:
@@ -118,3 +119,37 @@ def set_default_dtype(dtype: Any) -> None:
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"default dtype must be float32 or float64, got {dtype}")
     _default_dtype = dtype
+
+
+def check_same_device(op: str, **arrays: Any) -> None:
+    """Raise ValueError naming the arguments when the given arrays are on different devices
+    (None and Python scalars are ignored), as torch and torchvision ops do."""
+    devices = {name: device_of(a) for name, a in arrays.items()
+               if a is not None and hasattr(a, "shape")}
+    if len(set(devices.values())) > 1:
+        where = ", ".join(f"{name} on '{dev}'" for name, dev in devices.items())
+        raise ValueError(f"{op}: expected all arrays on one device, got {where}; move them "
+                         "with Tensor.to(device) or backend.to_device(array, device)")
+
+
+def use_deterministic_algorithms(mode: bool) -> None:
+    """Choose the GPU backward kernels that scatter (col2im, pooling, interpolation, RoI
+    pooling/align): True (the default) runs the gathers, whose fixed summation order gives
+    the same bits on every run; False runs the atomic-add scatters, often faster but with
+    float sums in whatever order the threads land (as torch's CUDA kernels by default).
+    The CPU kernels are deterministic either way. Like ``torch.use_deterministic_algorithms``
+    (whose default is the opposite)."""
+    global _deterministic
+    if not isinstance(mode, bool):
+        raise TypeError(f"mode must be a bool, got {type(mode).__name__}")
+    _deterministic = mode
+
+
+def are_deterministic_algorithms_enabled() -> bool:
+    """True when the GPU's scattering backward passes run their deterministic gathers."""
+    return _deterministic
+
+
+def default_gpu_impl() -> str:
+    """The kernel version a CuPy array gets when none is named: 'cuda' or 'cuda_atomic'."""
+    return "cuda" if _deterministic else "cuda_atomic"

@@ -3,13 +3,14 @@
 ``reference`` is the textbook loops, ``cpu`` the Numba version, ``cuda`` the numba.cuda
 version (deterministic backward) and ``cuda_atomic`` its variant whose scattering
 backward passes use atomic adds (faster, not bit-reproducible). ``impl=None`` picks
-``cuda`` for CuPy arrays and ``cpu`` otherwise.
+``cuda`` for CuPy arrays (``cuda_atomic`` after
+``scratchvision.use_deterministic_algorithms(False)``) and ``cpu`` otherwise.
 """
 from __future__ import annotations
 
 import importlib
 
-from scratchvision.backend import get_array_module, is_cupy_array
+from scratchvision.backend import default_gpu_impl, get_array_module, is_cupy_array
 
 IMPLS = ("reference", "cpu", "cuda", "cuda_atomic")
 
@@ -17,7 +18,7 @@ IMPLS = ("reference", "cpu", "cuda", "cuda_atomic")
 def load_version(family: str, impl: str | None, *arrays):
     """The module (or namespace) of ``scratchvision.kernels.<family>`` that runs ``impl``."""
     if impl is None:
-        impl = "cuda" if any(is_cupy_array(a) for a in arrays) else "cpu"
+        impl = default_gpu_impl() if any(is_cupy_array(a) for a in arrays) else "cpu"
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     if impl == "cuda_atomic":

@@ -100,5 +100,5 @@ def _gradcheck_case(rng):
     for aligned in (False, True):
         for sampling_ratio in (-1, 1, 2):
             cases.append((lambda x, a=aligned, s=sampling_ratio:
-                          roi_align(x, rois, (2, 3), 0.9, s, a), [x]))
+                          roi_align(x, x.xp.asarray(rois), (2, 3), 0.9, s, a), [x]))
     return cases

@@ -80,5 +80,5 @@ def _gradcheck_case(rng):
     x = (rng.permutation(2 * 2 * 6 * 7) * 0.01).reshape(2, 2, 6, 7)
     rois = np.array([[0, 0.3, 0.7, 4.1, 5.2], [1, 1.2, -0.6, 6.3, 3.9],
                      [0, 2.0, 2.0, 2.0, 3.5], [1, 4.5, 3.0, 9.0, 8.0]])
-    return [(lambda x: roi_pool(x, rois, (2, 3), 1.0), [x]),
-            (lambda x: roi_pool(x, rois, 3, 0.5), [x])]
+    return [(lambda x: roi_pool(x, x.xp.asarray(rois), (2, 3), 1.0), [x]),  # rois on x's device
+            (lambda x: roi_pool(x, x.xp.asarray(rois), 3, 0.5), [x])]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scratchvision.backend import get_array_module, is_cupy_array
+from scratchvision.backend import check_same_device, get_array_module, is_cupy_array
 
 IMPLS = ("reference", "cpu", "cuda")
 
@@ -50,6 +50,7 @@ def box_area(boxes, impl: str | None = None):
 
 
 def _pair(name: str, boxes1, boxes2, impl):
+    check_same_device(name, boxes1=boxes1, boxes2=boxes2)
     boxes1, boxes2 = check_boxes(boxes1, "boxes1"), check_boxes(boxes2, "boxes2")
     if boxes1.dtype != boxes2.dtype:
         dtype = np.promote_types(boxes1.dtype, boxes2.dtype)

@@ -43,7 +43,8 @@ from typing import Sequence
 
 import numpy as np
 
-from scratchvision.backend import get_array_module, is_cupy_array
+from scratchvision.backend import (check_same_device, default_gpu_impl, get_array_module,
+                                   is_cupy_array)
 from scratchvision.kernels.versions import contiguous
 from scratchvision.kernels.conv import direct, im2col, reference, winograd
 from scratchvision.kernels.conv._common import conv_output_size, conv_transpose_output_size
@@ -87,7 +88,9 @@ def _shape4(shape, name: str, layout: str) -> tuple[int, int, int, int]:
 
 
 def _float_dtype(*named) -> np.dtype:
-    """The common floating dtype of the named arrays (float32/float64), else TypeError."""
+    """The common floating dtype of the named arrays (float32/float64), else TypeError;
+    arrays on different devices are a ValueError."""
+    check_same_device("conv", **{name: a for name, a in named})
     dtypes = {name: np.dtype(a.dtype) for name, a in named if a is not None}
     first = next(iter(dtypes.values()))
     if first not in (np.float32, np.float64) or len(set(dtypes.values())) != 1:
@@ -220,7 +223,7 @@ def choose_algorithm(x_shape, W_shape, stride, padding, dilation, groups,
 def _module(impl, arr, x_shape, W_shape, stride, padding, dilation, groups, which):
     """The algorithm module for this call (validating ``impl``)."""
     if impl is None:
-        impl = "cuda" if is_cupy_array(arr) else choose_algorithm(
+        impl = default_gpu_impl() if is_cupy_array(arr) else choose_algorithm(
             x_shape, W_shape, stride, padding, dilation, groups, which)
     if impl not in ALGORITHMS:
         raise ValueError(f"impl must be None or one of {ALGORITHMS}, got {impl!r}")

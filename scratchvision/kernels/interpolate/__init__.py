@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from scratchvision.backend import get_array_module, is_cupy_array
+from scratchvision.backend import is_cupy_array
 from scratchvision.kernels.versions import IMPLS, contiguous, load_version  # noqa: F401
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))

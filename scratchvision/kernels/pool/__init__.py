@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from scratchvision.backend import get_array_module, is_cupy_array
+from scratchvision.backend import check_same_device, get_array_module, is_cupy_array
 from scratchvision.kernels.versions import IMPLS, contiguous, load_version  # noqa: F401
 from scratchvision.kernels.pool.shapes import (adaptive_end, adaptive_start,
                                                first_empty_window, pool_output_size)
@@ -88,7 +88,8 @@ def _check_index_range(indices, size: int, what: str):
     """Flat plane indices must lie in [0, size): the kernels do not bounds-check."""
     if indices.size:
         xp = get_array_module(indices)
-        lo, hi = int(xp.min(indices)), int(xp.max(indices))
+        # one device-to-host read per call on a GPU (the kernels would index out of bounds)
+        lo, hi = (int(v) for v in xp.stack([xp.min(indices), xp.max(indices)]).tolist())
         if lo < 0 or hi >= size:
             raise ValueError(f"indices contain {lo if lo < 0 else hi}, outside [0, {size}) "
                              f"for {what}")
@@ -162,6 +163,7 @@ def max_pool2d_backward(gy, indices, x_shape, kernel_size, stride=None, padding=
     k, s, p, d, out = _window_args(x_shape, kernel_size, stride, padding, dilation, ceil_mode)
     _check_grad(gy, x_shape[:2] + out)
     _check_indices(indices, gy.shape)
+    check_same_device("max_pool2d backward", grad_output=gy, indices=indices)
     _check_index_range(indices, x_shape[2] * x_shape[3], f"input of shape {x_shape}")
     mod = _version(impl, gy)
     return mod.max_pool2d_backward(_contig(gy), _contig(indices).astype(np.int64, copy=False),
@@ -295,6 +297,7 @@ def max_unpool2d_forward(x, indices, output_size, impl=None):
     """
     _check_input(x)
     _check_indices(indices, x.shape)
+    check_same_device("max_unpool2d", input=x, indices=indices)
     out = pair(output_size, "output_size")
     _check_index_range(indices, out[0] * out[1], f"output_size {out}")
     mod = _version(impl, x)
@@ -309,6 +312,7 @@ def max_unpool2d_backward(gy, indices, impl=None):
         raise ValueError(f"indices must be a 4-D integer array, got "
                          f"{getattr(indices, 'shape', type(indices).__name__)}")
     _check_indices(indices, tuple(gy.shape[:2]) + tuple(indices.shape[2:]))
+    check_same_device("max_unpool2d backward", grad_output=gy, indices=indices)
     _check_index_range(indices, gy.shape[2] * gy.shape[3], f"grad_output of shape "
                                                             f"{tuple(gy.shape)}")
     mod = _version(impl, gy)

@@ -18,23 +18,12 @@ import operator
 
 import numpy as np
 
-from scratchvision.backend import get_array_module, is_cupy_array
-
-IMPLS = ("reference", "cpu", "cuda")
+from scratchvision.backend import check_same_device, get_array_module
+from scratchvision.kernels.versions import IMPLS, load_version  # noqa: F401
 
 
 def _module(impl, x):
-    if impl is None:
-        impl = "cuda" if is_cupy_array(x) else "cpu"
-    if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-    if impl == "reference":
-        from scratchvision.kernels.roi_align import reference as mod
-    elif impl == "cpu":
-        from scratchvision.kernels.roi_align import cpu as mod
-    else:
-        from scratchvision.kernels.roi_align import cuda as mod
-    return mod
+    return load_version("roi_align", impl, x)
 
 
 def check_float_map(x, name: str = "input"):
@@ -57,12 +46,13 @@ def check_rois(rois, batch: int):
                          f"{tuple(rois.shape)}")
     rois = xp.ascontiguousarray(rois, dtype=np.float64)
     if rois.shape[0]:
-        if not bool(xp.isfinite(rois).all()):
-            raise ValueError("rois contain NaN or infinite values")
         idx = rois[:, 0]
-        if bool((idx != xp.floor(idx)).any()) or bool((idx < 0).any()) \
-                or bool((idx >= batch).any()):
-            bad = float(idx[(idx != xp.floor(idx)) | (idx < 0) | (idx >= batch)][0])
+        wrong_index = (idx != xp.floor(idx)) | (idx < 0) | (idx >= batch)
+        # one device-to-host read per call on a GPU (bad values would index out of bounds)
+        if bool(~xp.isfinite(rois).all() | wrong_index.any()):
+            if not bool(xp.isfinite(rois).all()):
+                raise ValueError("rois contain NaN or infinite values")
+            bad = float(idx[wrong_index][0])
             raise ValueError(f"rois[:, 0] must be integer batch indices in [0, {batch}) for "
                              f"an input of batch size {batch}, got {bad}")
     return rois
@@ -99,6 +89,7 @@ def check_scale(spatial_scale) -> float:
 def roi_align_forward(x, rois, out_h, out_w, spatial_scale=1.0, sampling_ratio=-1,
                       aligned=False, impl=None):
     """x (N, C, H, W), rois (R, 5) -> y (R, C, out_h, out_w)."""
+    check_same_device("roi_align", input=x, rois=rois)
     x = check_float_map(x)
     rois = check_rois(rois, x.shape[0])
     out_h, out_w = check_size(out_h, out_w)
@@ -116,6 +107,7 @@ def roi_align_forward(x, rois, out_h, out_w, spatial_scale=1.0, sampling_ratio=-
 def roi_align_backward(gy, rois, x_shape, spatial_scale=1.0, sampling_ratio=-1,
                        aligned=False, impl=None):
     """gy (R, C, out_h, out_w) -> gx of shape x_shape."""
+    check_same_device("roi_align backward", grad_output=gy, rois=rois)
     gy = check_float_map(gy, "grad_output")
     x_shape = tuple(int(s) for s in x_shape)
     rois = check_rois(rois, x_shape[0])

@@ -14,28 +14,18 @@ import operator
 
 import numpy as np
 
-from scratchvision.backend import get_array_module, is_cupy_array
+from scratchvision.backend import check_same_device, get_array_module
 from scratchvision.kernels.roi_align import check_float_map, check_rois, check_scale, check_size
-
-IMPLS = ("reference", "cpu", "cuda")
+from scratchvision.kernels.versions import IMPLS, load_version  # noqa: F401
 
 
 def _module(impl, x):
-    if impl is None:
-        impl = "cuda" if is_cupy_array(x) else "cpu"
-    if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-    if impl == "reference":
-        from scratchvision.kernels.roi_pool import reference as mod
-    elif impl == "cpu":
-        from scratchvision.kernels.roi_pool import cpu as mod
-    else:
-        from scratchvision.kernels.roi_pool import cuda as mod
-    return mod
+    return load_version("roi_pool", impl, x)
 
 
 def roi_pool_forward(x, rois, out_h, out_w, spatial_scale=1.0, impl=None):
     """x (N, C, H, W), rois (R, 5) -> (y (R, C, out_h, out_w), argmax int64)."""
+    check_same_device("roi_pool", input=x, rois=rois)
     x = check_float_map(x)
     rois = check_rois(rois, x.shape[0])
     out_h, out_w = check_size(out_h, out_w)
@@ -51,6 +41,7 @@ def roi_pool_forward(x, rois, out_h, out_w, spatial_scale=1.0, impl=None):
 
 def roi_pool_backward(gy, argmax, rois, x_shape, impl=None):
     """gy, argmax (R, C, out_h, out_w) -> gx of shape x_shape."""
+    check_same_device("roi_pool backward", grad_output=gy, argmax=argmax, rois=rois)
     gy = check_float_map(gy, "grad_output")
     xp = get_array_module(gy)
     x_shape = tuple(operator.index(s) for s in x_shape)
