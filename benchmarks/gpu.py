@@ -9,9 +9,14 @@ backward on the five conv shapes, nms on 10k boxes, roi_align forward + backward
 step of the small U-Net (batch 16, 128x128).
 Goals (issue 7): conv fwd <= 1.5x cuDNN, fwd+bwd <= 2x; nms <= 1.0x torchvision;
 roi_align fwd+bwd <= 1.0x; bilinear <= 1.2x torch; U-Net step <= 2x PyTorch.
+
+Every case with a backward pass is timed twice: ``scratchvision cuda`` runs the
+deterministic gathers (the default), ``scratchvision cuda_atomic`` the atomic-add scatters
+(``sv.use_deterministic_algorithms(False)``), so the price of determinism is in the table.
 """
 from __future__ import annotations
 
+import contextlib
 import statistics
 
 import numpy as np
@@ -73,6 +78,25 @@ def _row(case, impl, fn, event, peer=False, work=None, unit="", repeat=20):
     return Row(case, impl, sec, peer, work, unit, spread)
 
 
+@contextlib.contextmanager
+def _atomic():
+    """The atomic-scatter backward kernels for the duration of the block."""
+    import scratchvision as sv
+    sv.use_deterministic_algorithms(False)
+    try:
+        yield
+    finally:
+        sv.use_deterministic_algorithms(True)
+
+
+def _both_backwards(rows, case, fn, repeat=20, **kw):
+    """Rows for the deterministic (default) and the atomic backward kernels."""
+    rows.append(_row(case, "scratchvision cuda", fn, _CupyEvent, repeat=repeat, **kw))
+    with _atomic():
+        rows.append(_row(case, "scratchvision cuda_atomic", fn, _CupyEvent, repeat=repeat,
+                         **kw))
+
+
 def run(quick: bool = False) -> list[Row]:
     import scratchvision as sv
     from scratchvision import functional as F
@@ -103,8 +127,7 @@ def run(quick: bool = False) -> list[Row]:
             y.backward(sv.ones_like(y).data)
         rows.append(_row(case + " fwd", "scratchvision cuda", sv_fwd, _CupyEvent, work=flops,
                          unit="GFLOP/s"))
-        rows.append(_row(case + " fwd+bwd", "scratchvision cuda", sv_fwd_bwd, _CupyEvent,
-                         work=3 * flops, unit="GFLOP/s"))
+        _both_backwards(rows, case + " fwd+bwd", sv_fwd_bwd, work=3 * flops, unit="GFLOP/s")
         if torch is not None:
             torch.backends.cudnn.benchmark = True
             xt = torch.tensor(x, device="cuda", requires_grad=True)
@@ -149,8 +172,8 @@ def run(quick: bool = False) -> list[Row]:
     def sv_roi():
         y = ops.roi_align(fs, rs, (7, 7), 1 / 16, 2, aligned=True)
         y.backward(sv.ones_like(y).data)
-    rows.append(_row("roi_align 512 RoIs 2x256x50x50 fwd+bwd", "scratchvision cuda", sv_roi,
-                     _CupyEvent, work=r, unit="RoIs/s"))
+    _both_backwards(rows, "roi_align 512 RoIs 2x256x50x50 fwd+bwd", sv_roi, work=r,
+                    unit="RoIs/s")
     if tv is not None:
         ft = torch.tensor(feat, device="cuda", requires_grad=True)
         rt = torch.tensor(rois, device="cuda")
@@ -168,8 +191,7 @@ def run(quick: bool = False) -> list[Row]:
     def sv_bil():
         y = F.interpolate(isv, scale_factor=2, mode="bilinear", align_corners=False)
         y.backward(sv.ones_like(y).data)
-    rows.append(_row("bilinear x2 32x32x64x64 fwd+bwd", "scratchvision cuda", sv_bil,
-                     _CupyEvent))
+    _both_backwards(rows, "bilinear x2 32x32x64x64 fwd+bwd", sv_bil)
     if torch is not None:
         it = torch.tensor(img, device="cuda", requires_grad=True)
 
@@ -198,8 +220,7 @@ def run(quick: bool = False) -> list[Row]:
         opt.zero_grad()
         loss.backward()
         opt.step()
-    rows.append(_row("U-Net small step b16 128x128", "scratchvision cuda", sv_step, _CupyEvent,
-                     repeat=5))
+    _both_backwards(rows, "U-Net small step b16 128x128", sv_step, repeat=5)
     if tmodel is not None:
         topt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
         xt, ytt = torch.tensor(xb, device="cuda"), torch.tensor(yb, device="cuda")
@@ -223,10 +244,13 @@ def summary(rows: list[Row]) -> str:
         peers = [r for r in rows if r.case == case and r.peer]
         if not mine or not peers:
             continue
-        ratio = mine[0].seconds / min(p.seconds for p in peers)
         goal = next((g for key, g in goals.items() if case.startswith(key)), None)
         if goal is None:
             goal = next((g for key, g in goals.items() if case.endswith(" " + key)), None)
-        verdict = "" if goal is None else f" (goal <= {goal}x: {'met' if ratio <= goal else 'NOT met'})"
-        lines.append(f"{case}: {ratio:.2f}x{verdict}")
+        for row in mine:
+            ratio = row.seconds / min(p.seconds for p in peers)
+            verdict = ("" if goal is None
+                       else f" (goal <= {goal}x: {'met' if ratio <= goal else 'NOT met'})")
+            lines.append(f"{case} [{row.impl.removeprefix('scratchvision ')}]: "
+                         f"{ratio:.2f}x{verdict}")
     return "\n".join(lines)
