@@ -7,7 +7,7 @@ arguments and semantics mirror ``torch.Tensor`` (``dim``/``keepdim``, with numpy
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -12,8 +12,6 @@ training mode is the compact form
 """
 from __future__ import annotations
 
-import numpy as np
-
 from scratchvision import backend
 from scratchvision.autograd.function import Function, xp_of
 from scratchvision.autograd.gradcheck import register_gradcheck
