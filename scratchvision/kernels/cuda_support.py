@@ -52,6 +52,7 @@ import numpy as np
 from scratchvision.backend import cuda_simulator_enabled, is_cupy_array
 
 THREADS = 256
+SIMULATOR = cuda_simulator_enabled()   # fixed for the process: Numba reads it at import
 _external_streams: dict[int, object] = {}   # CuPy stream pointer -> numba stream wrapping it
 
 
@@ -76,7 +77,7 @@ def launch_grid(kernel, blocks, threads, *args) -> None:
                     f"{_name(kernel)}: argument {position} is a host (numpy) array of shape "
                     f"{a.shape} while other arguments are device (cupy) arrays; move it "
                     "with xp.asarray first")
-    if cuda_simulator_enabled():
+    if SIMULATOR:
         # the simulator's stand-in for device memory wraps the host view without a copy
         from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray  # noqa: PLC0415
         args = tuple(FakeCUDAArray(_host_view(a)) if dev else a

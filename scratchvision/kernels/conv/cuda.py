@@ -20,6 +20,8 @@ free of atomics and therefore deterministic:
   its ``Cg*kh*kw`` products for the forward pass; one thread per input pixel gathering
   ``w * gy`` over the outputs that read it for the input gradient.
 * weight gradient: ``sum_n gy[n] @ im2col(x[n])^T`` per group, as on the CPU.
+* pointwise (1x1, stride 1, no padding): the column matrix *is* ``x`` viewed as
+  ``(N, C, H*W)``, so no im2col/col2im kernel runs, only the GEMMs (as on the CPU).
 
 Under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) these kernels run on NumPy
 arrays (``get_array_module`` gives numpy, the GEMM is numpy's), which is how CI tests
@@ -170,6 +172,12 @@ def _direct_backward_input_kernel(gy, W, sh, sw, ph, pw, dh, dw, groups, gx):
     gx[n, c, h, w] = acc
 
 
+def _pointwise(W_shape, stride, padding) -> bool:
+    """A 1x1 kernel at stride 1 without padding reads every pixel once, in order: col == x."""
+    return W_shape[2] == W_shape[3] == 1 and tuple(stride) == (1, 1) \
+        and tuple(padding) == (0, 0)
+
+
 def _use_direct(W_shape, groups) -> bool:
     """Grouped with at most 4 input channels per group (depthwise): the direct kernels."""
     return groups > 1 and W_shape[1] <= 4
@@ -195,12 +203,16 @@ def conv2d_forward(x, W, b, stride, padding, dilation, groups):
     else:
         G, P, R = groups, oh * ow, Cg * kh * kw
         Wm = W.reshape(G, Co // G, R)
-        chunk = batch_chunk(C * kh * kw * P * x.itemsize, N)
-        col = xp.empty((chunk, C * kh * kw, P), x.dtype)
-        for n0 in range(0, N, chunk):
-            nb = min(chunk, N - n0)
-            c = _im2col(x[n0:n0 + nb], kh, kw, stride, padding, dilation, oh, ow, col[:nb])
-            y[n0:n0 + nb] = xp.matmul(Wm, c.reshape(nb, G, R, P)).reshape(nb, Co, oh, ow)
+        if _pointwise(W.shape, stride, padding):
+            y[...] = xp.matmul(Wm, x.reshape(N, G, R, P)).reshape(N, Co, oh, ow)
+        else:
+            chunk = batch_chunk(C * kh * kw * P * x.itemsize, N)
+            col = xp.empty((chunk, C * kh * kw, P), x.dtype)
+            for n0 in range(0, N, chunk):
+                nb = min(chunk, N - n0)
+                c = _im2col(x[n0:n0 + nb], kh, kw, stride, padding, dilation, oh, ow,
+                            col[:nb])
+                y[n0:n0 + nb] = xp.matmul(Wm, c.reshape(nb, G, R, P)).reshape(nb, Co, oh, ow)
     if b is not None:
         y += b.reshape(1, Co, 1, 1)
     return y
@@ -229,6 +241,9 @@ def _backward_input(gy, W, x_shape, stride, padding, dilation, groups, atomic):
         return gx
     G, P, R = groups, oh * ow, Cg * kh * kw
     WmT = W.reshape(G, Co // G, R).transpose(0, 2, 1)
+    if _pointwise(W.shape, stride, padding):               # the column gradient is gx
+        gx[...] = xp.matmul(WmT, gy.reshape(N, G, Co // G, P)).reshape(x_shape)
+        return gx
     chunk = batch_chunk(C * kh * kw * P * gy.itemsize, N)
     for n0 in range(0, N, chunk):
         nb = min(chunk, N - n0)
@@ -255,6 +270,10 @@ def conv2d_backward_weight(gy, x, W_shape, stride, padding, dilation, groups):
     oh, ow = gy.shape[2], gy.shape[3]
     G, P, R = groups, oh * ow, Cg * kh * kw
     gW = xp.zeros((G, Co // G, R), x.dtype)
+    if _pointwise(W_shape, stride, padding):
+        g = gy.reshape(N, G, Co // G, P)
+        gW += xp.matmul(g, x.reshape(N, G, R, P).transpose(0, 1, 3, 2)).sum(axis=0)
+        return gW.reshape(W_shape)
     chunk = batch_chunk(C * kh * kw * P * x.itemsize, N)
     col = xp.empty((chunk, C * kh * kw, P), x.dtype)
     for n0 in range(0, N, chunk):
