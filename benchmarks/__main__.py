@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from pathlib import Path
+
+# scratchvision's own import sets this for NumPy's OpenBLAS (see scratchvision/__init__),
+# but PyTorch, imported first below, loads NumPy; PyTorch's own GEMMs (MKL/oneDNN) ignore it
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 try:  # Import PyTorch (a peer) before scratchvision: each library's OpenMP runtime then
     import torch  # noqa: F401  reads the environment as it would alone (scratchvision sets
