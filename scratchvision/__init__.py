@@ -18,9 +18,9 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # to 2**28 cycles (its default THREAD_TIMEOUT) before sleeping, through the im2col/col2im
 # that follow. 4 (2**4, its minimum) lets them sleep at once: on 2 cores a training step in
 # benchmarks/train_step.py went from ~4.4x to ~2.7x PyTorch's time (FCN-8s) and from ~3.1x
-# to ~2.4x (U-Net), medians of 4-6 runs each way. OpenBLAS reads
-# this when NumPy loads, so it only takes effect if scratchvision is imported before NumPy
-# (as ``python -m scratchvision`` does); an explicit value in the environment wins.
+# to ~2.4x (U-Net), medians of 4-6 runs each way. OpenBLAS reads this when NumPy loads,
+# so it only takes effect if scratchvision is imported before NumPy (as
+# ``python -m scratchvision`` does); an explicit value in the environment wins.
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 from scratchvision.backend import (are_deterministic_algorithms_enabled, get_default_dtype,
