@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "runs" / "results"
-EPOCHS = {"fcn32s": 18, "fcn16s": 18, "fcn8s": 18, "deconvnet": 9, "dilated": 10, "unet": 6}
+EPOCHS = {"fcn32s": 18, "fcn16s": 18, "fcn8s": 18, "deconvnet": 9, "dilated": 16, "unet": 6}
 TARGETS = {"fcn32s": 0.75, "fcn16s": 0.85, "fcn8s": 0.90, "deconvnet": 0.90, "dilated": 0.90,
            "unet": 0.90}
 
