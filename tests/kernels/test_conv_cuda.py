@@ -52,6 +52,25 @@ def test_cuda_kernels_match_reference_simulated(case, dtype):
 
 
 @pytest.mark.cudasim
+def test_cuda_transposed_pointwise_with_output_padding_simulated():
+    """A 1x1 stride-1 transposed conv whose output_padding makes the output larger than
+    the input is not 'pointwise': the extra row gets only the bias."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 3, 2, 3))
+    W = rng.standard_normal((3, 2, 1, 1))
+    b = rng.standard_normal(2)
+    args = ((1, 1), (0, 0), (1, 0), 1, (2, 1))
+    y = K.conv_transpose2d_forward(x, W, b, *args, impl="cuda")
+    assert y.shape == (2, 2, 3, 3)
+    assert_close(y, R.conv_transpose2d_forward(x, W, b, *args))
+    gy = rng.standard_normal(y.shape)
+    assert_close(K.conv_transpose2d_backward_input(gy, W, x.shape, *args, impl="cuda"),
+                 K.conv_transpose2d_backward_input(gy, W, x.shape, *args, impl="reference"))
+    assert_close(K.conv_transpose2d_backward_weight(gy, x, W.shape, *args, impl="cuda"),
+                 K.conv_transpose2d_backward_weight(gy, x, W.shape, *args, impl="reference"))
+
+
+@pytest.mark.cudasim
 def test_cuda_transposed_through_dispatch_simulated():
     rng = np.random.default_rng(4)
     x = rng.standard_normal((1, 2, 3, 3))

@@ -172,10 +172,11 @@ def _direct_backward_input_kernel(gy, W, sh, sw, ph, pw, dh, dw, groups, gx):
     gx[n, c, h, w] = acc
 
 
-def _pointwise(W_shape, stride, padding) -> bool:
-    """A 1x1 kernel at stride 1 without padding reads every pixel once, in order: col == x."""
+def _pointwise(x_shape, W_shape, out_hw, stride, padding) -> bool:
+    """A 1x1 kernel at stride 1 without padding reads every pixel once, in order: col == x
+    (unless x is larger than the output, as conv_transpose2d's output_padding makes it)."""
     return W_shape[2] == W_shape[3] == 1 and tuple(stride) == (1, 1) \
-        and tuple(padding) == (0, 0)
+        and tuple(padding) == (0, 0) and tuple(x_shape[2:]) == tuple(out_hw)
 
 
 def _use_direct(W_shape, groups) -> bool:
@@ -203,7 +204,7 @@ def conv2d_forward(x, W, b, stride, padding, dilation, groups):
     else:
         G, P, R = groups, oh * ow, Cg * kh * kw
         Wm = W.reshape(G, Co // G, R)
-        if _pointwise(W.shape, stride, padding):
+        if _pointwise(x.shape, W.shape, (oh, ow), stride, padding):
             y[...] = xp.matmul(Wm, x.reshape(N, G, R, P)).reshape(N, Co, oh, ow)
         else:
             chunk = batch_chunk(C * kh * kw * P * x.itemsize, N)
@@ -241,7 +242,7 @@ def _backward_input(gy, W, x_shape, stride, padding, dilation, groups, atomic):
         return gx
     G, P, R = groups, oh * ow, Cg * kh * kw
     WmT = W.reshape(G, Co // G, R).transpose(0, 2, 1)
-    if _pointwise(W.shape, stride, padding):               # the column gradient is gx
+    if _pointwise(x_shape, W.shape, (oh, ow), stride, padding):  # the column gradient is gx
         gx[...] = xp.matmul(WmT, gy.reshape(N, G, Co // G, P)).reshape(x_shape)
         return gx
     chunk = batch_chunk(C * kh * kw * P * gy.itemsize, N)
@@ -270,7 +271,7 @@ def conv2d_backward_weight(gy, x, W_shape, stride, padding, dilation, groups):
     oh, ow = gy.shape[2], gy.shape[3]
     G, P, R = groups, oh * ow, Cg * kh * kw
     gW = xp.zeros((G, Co // G, R), x.dtype)
-    if _pointwise(W_shape, stride, padding):
+    if _pointwise(x.shape, W_shape, (oh, ow), stride, padding):
         g = gy.reshape(N, G, Co // G, P)
         gW += xp.matmul(g, x.reshape(N, G, R, P).transpose(0, 1, 3, 2)).sum(axis=0)
         return gW.reshape(W_shape)

@@ -172,7 +172,10 @@ def _geometry(x_shape, W_shape, gy_hw, stride, padding, dilation):
     Co, Cg, kh, kw = W_shape
     oh, ow = gy_hw
     # A 1x1 kernel at stride 1 without padding reads every pixel once, in order: col == x.
-    pointwise = kh == 1 and kw == 1 and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
+    # (Not when x is larger than the output: conv_transpose2d's output_padding adds rows
+    # and columns to the "x" of its col2im that no tap reads.)
+    pointwise = kh == 1 and kw == 1 and tuple(stride) == (1, 1) and tuple(padding) == (0, 0) \
+        and tuple(x_shape[2:]) == (oh, ow)
     return N, C, Co, Cg, kh, kw, oh, ow, pointwise
 
 
