@@ -279,7 +279,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def demo(args: argparse.Namespace) -> int:
-    """About 2.5 minutes on a 2-core CPU: a tiny U-Net on 64x64 Shapes."""
+    """About two minutes on a 2-core CPU: a tiny U-Net on 64x64 Shapes."""
     t0 = time.perf_counter()
     result = train(args)
     print(f"\ndemo: {args.model} ({args.size}, {result['parameters']:,} parameters) trained "
@@ -300,7 +300,7 @@ def add_commands(sub) -> None:
     _common(e)
     e.add_argument("--weights", required=True, help="a model.npz written by train-seg")
     e.set_defaults(func=eval_command)
-    d = sub.add_parser("demo", help="train a tiny U-Net on Shapes for about 2.5 minutes")
+    d = sub.add_parser("demo", help="train a tiny U-Net on Shapes for about two minutes")
     add_train_arguments(d)
     d.set_defaults(func=demo, model="unet", size="tiny", image_size=64, train_images=800,
                    val_images=100, epochs=14, out="runs/demo", batch_size=16)

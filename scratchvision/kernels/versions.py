@@ -13,14 +13,18 @@ import importlib
 from scratchvision.backend import default_gpu_impl, get_array_module, is_cupy_array
 
 IMPLS = ("reference", "cpu", "cuda", "cuda_atomic")
+NO_SCATTER_IMPLS = ("reference", "cpu", "cuda")   # families with no scattering backward
 
 
-def load_version(family: str, impl: str | None, *arrays):
-    """The module (or namespace) of ``scratchvision.kernels.<family>`` that runs ``impl``."""
+def load_version(family: str, impl: str | None, *arrays, impls: tuple = IMPLS):
+    """The module (or namespace) of ``scratchvision.kernels.<family>`` that runs ``impl``,
+    one of the family's ``impls``."""
     if impl is None:
-        impl = default_gpu_impl() if any(is_cupy_array(a) for a in arrays) else "cpu"
-    if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        impl = "cpu"
+        if any(is_cupy_array(a) for a in arrays):
+            impl = default_gpu_impl() if default_gpu_impl() in impls else "cuda"
+    if impl not in impls:
+        raise ValueError(f"impl must be one of {impls}, got {impl!r}")
     if impl == "cuda_atomic":
         return importlib.import_module(f"scratchvision.kernels.{family}.cuda").ATOMIC
     return importlib.import_module(f"scratchvision.kernels.{family}.{impl}")

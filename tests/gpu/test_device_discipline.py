@@ -78,6 +78,9 @@ def test_deterministic_switch_picks_the_backward(cp, mode, deterministic):
     for family in ("pool", "interpolate", "roi_align", "roi_pool"):
         module = versions.load_version(family, None, x)
         assert (type(module).__name__ == "module") == mode, family
+    for family in ("nms", "boxes"):               # no scattering backward: always 'cuda'
+        module = versions.load_version(family, None, x, impls=versions.NO_SCATTER_IMPLS)
+        assert module.__name__ == f"scratchvision.kernels.{family}.cuda"
     # gradients agree either way
     rng = np.random.default_rng(2)
     a = sv.tensor(rng.standard_normal((2, 3, 7, 6)), device="cuda", requires_grad=True)

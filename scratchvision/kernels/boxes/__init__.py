@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from scratchvision.backend import check_same_device, get_array_module, is_cupy_array
+from scratchvision.backend import check_same_device, get_array_module
+from scratchvision.kernels.versions import NO_SCATTER_IMPLS, load_version
 
-IMPLS = ("reference", "cpu", "cuda")
+IMPLS = NO_SCATTER_IMPLS
 
 
 def check_boxes(boxes, name: str = "boxes"):
@@ -27,18 +28,8 @@ def check_boxes(boxes, name: str = "boxes"):
     return xp.ascontiguousarray(boxes)
 
 
-def _module(impl: str | None, x):
-    if impl is None:
-        impl = "cuda" if is_cupy_array(x) else "cpu"
-    if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-    if impl == "reference":
-        from scratchvision.kernels.boxes import reference as mod
-    elif impl == "cpu":
-        from scratchvision.kernels.boxes import cpu as mod
-    else:
-        from scratchvision.kernels.boxes import cuda as mod
-    return mod
+def _module(impl, x):
+    return load_version("boxes", impl, x, impls=IMPLS)
 
 
 def box_area(boxes, impl: str | None = None):

@@ -13,25 +13,16 @@ import math
 
 import numpy as np
 
-from scratchvision.backend import check_same_device, get_array_module, is_cupy_array
+from scratchvision.backend import check_same_device, get_array_module
 from scratchvision.kernels.nms.reference import GAUSSIAN, LINEAR
+from scratchvision.kernels.versions import NO_SCATTER_IMPLS, load_version
 
-IMPLS = ("reference", "cpu", "cuda")
+IMPLS = NO_SCATTER_IMPLS
 METHODS = {"linear": LINEAR, "gaussian": GAUSSIAN}
 
 
 def _module(impl, x):
-    if impl is None:
-        impl = "cuda" if is_cupy_array(x) else "cpu"
-    if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-    if impl == "reference":
-        from scratchvision.kernels.nms import reference as mod
-    elif impl == "cpu":
-        from scratchvision.kernels.nms import cpu as mod
-    else:
-        from scratchvision.kernels.nms import cuda as mod
-    return mod
+    return load_version("nms", impl, x, impls=IMPLS)
 
 
 def check_boxes_scores(boxes, scores):
