@@ -84,6 +84,25 @@ def test_roi_align_simulated(aligned, sampling_ratio):
 
 
 @pytest.mark.cudasim
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_roi_align_backward_random_rois_simulated(seed):
+    """The per-pixel gather finds each RoI's samples near a pixel arithmetically: random
+    scales, inverted and sub-pixel RoIs, adaptive and fixed grids, both alignments."""
+    from scratchvision.kernels.roi_align import cuda  # noqa: PLC0415
+    rng = np.random.default_rng(10 + seed)
+    x = rng.standard_normal((2, 1, 9, 8))
+    rois = _rois(rng, 12, 2, 10)
+    rois[1, 3:] = rois[1, 1:3] - rng.uniform(0.1, 3, 2)      # inverted (x2 < x1, y2 < y1)
+    rois[2, 3:] = rois[2, 1:3] + 0.05                        # far below one pixel
+    for scale, ratio, aligned in [(0.8, -1, True), (1.3, 3, False), (0.5, 1, True)]:
+        args = (scale, ratio, aligned)
+        y = KA.roi_align_forward(x, rois, 3, 2, *args, impl="reference")
+        gy = rng.standard_normal(y.shape)
+        assert_close(cuda.roi_align_backward(gy, rois, x.shape, *args),
+                     KA.roi_align_backward(gy, rois, x.shape, *args, impl="reference"))
+
+
+@pytest.mark.cudasim
 def test_roi_pool_simulated():
     from scratchvision.kernels.roi_pool import cuda  # noqa: PLC0415
     rng = np.random.default_rng(2)

@@ -1,31 +1,42 @@
 """Convolution on the GPU: numba.cuda kernels for im2col / col2im / direct loops, GEMM
 through CuPy (cuBLAS). Same signatures as the CPU algorithms.
 
-The arithmetic is that of ``im2col.py`` and ``direct.py``; what changes is the unit of
-parallel work, one thread per *output element* of each kernel, which keeps every kernel
-free of atomics and therefore deterministic:
+The arithmetic is that of ``im2col.py`` and ``direct.py``; two things change.
 
-* ``im2col``: one thread per column entry ``(n, r, p)``, ``r = (c*kh + i)*kw + j`` and
-  ``p = oy*ow + ox``; it copies ``x[n, c, oy*sh - ph + i*dh, ox*sw - pw + j*dw]`` (or 0).
+**The column matrix is laid out for one big GEMM.** On the CPU each image has its own
+column matrix ``(C*kh*kw, oh*ow)``. Here a chunk of ``nb`` images shares one,
+``col[r, n, p]`` of shape ``(C*kh*kw, nb*oh*ow)``, with ``r = (c*kh + i)*kw + j`` and
+``p = oy*ow + ox``. Then the forward pass of a group is a single GEMM with a long side,
+``(Co/G, R) @ (R, nb*P)``, instead of ``nb`` small ones, and the weight gradient is
+``gy_T @ col^T`` with cuBLAS reading ``col`` transposed in place (no copy, no sum over
+images). The price is one transposition of the *output* (``(Co, nb, P)`` to
+``(nb, Co, P)``, fused with the bias) and of ``gy`` in the backward passes; both are
+``R/Co`` times smaller than the column matrix (9x for a 3x3 kernel at ``C = Co``).
+
+**The unit of parallel work**, chosen so that the expensive integer divisions that turn
+a thread index into coordinates happen once per thread, not once per entry:
+
+* ``im2col``: one thread per ``(c, n, p)`` (input channel, image, output pixel); it
+  writes the ``kh*kw`` entries ``col[(c*kh + i)*kw + j, n, p] =
+  x[n, c, oy*sh - ph + i*dh, ox*sw - pw + j*dw]`` (0 in the padding).
 * ``col2im`` (input gradient): one thread per *input* pixel ``(n, c, h, w)`` that gathers
   the column entries copied from it. Tap ``i`` read row ``h`` from output row ``oy`` when
   ``oy*sh = h + ph - i*dh``, so only taps with ``(h + ph - i*dh) % sh == 0`` and
-  ``0 <= oy < oh`` contribute. The gather adds in a fixed order: the same bits every run.
+  ``0 <= oy < oh`` contribute. The gather adds in a fixed order: the same bits every run,
+  and no atomics.
 * ``col2im`` atomic variant (``ATOMIC`` below, ``impl='cuda_atomic'``): one thread per
-  column entry adds it into its input pixel with ``cuda.atomic.add``. Simpler and with no
-  divisibility tests, but **non-deterministic**: the float additions into one pixel land in
-  whatever order the threads run.
-* GEMMs: ``xp.matmul`` over the ``(images, groups)`` batch, as on the CPU (cuBLAS).
+  ``(c, n, p)``, as im2col, adds its ``kh*kw`` entries into their input pixels with
+  ``cuda.atomic.add``. No divisibility tests, but **non-deterministic**: the float
+  additions into one pixel land in whatever order the threads run.
 * direct (grouped/depthwise, ``Cin/groups <= 4``): one thread per output pixel summing
   its ``Cg*kh*kw`` products for the forward pass; one thread per input pixel gathering
   ``w * gy`` over the outputs that read it for the input gradient.
-* weight gradient: ``sum_n gy[n] @ im2col(x[n])^T`` per group, as on the CPU.
-* pointwise (1x1, stride 1, no padding): the column matrix *is* ``x`` viewed as
-  ``(N, C, H*W)``, so no im2col/col2im kernel runs, only the GEMMs (as on the CPU).
 
-Under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) these kernels run on NumPy
-arrays (``get_array_module`` gives numpy, the GEMM is numpy's), which is how CI tests
-them without a GPU. Accumulators are float64 in every dtype (cheap next to the loads).
+Chunks of images keep the column matrix under the same workspace limit as on the CPU
+(``im2col.batch_chunk``). Under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) these
+kernels run on NumPy arrays (``get_array_module`` gives numpy, the GEMM is numpy's),
+which is how CI tests them without a GPU. Accumulators are float64 in every dtype
+(cheap next to the loads).
 """
 from __future__ import annotations
 
@@ -41,26 +52,29 @@ from scratchvision.kernels.cuda_support import launch
 
 @cuda.jit
 def _im2col_kernel(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, col):
-    """col (nb, C*kh*kw, oh*ow): one thread per entry."""
+    """col (C*kh*kw, nb, oh*ow): one thread per (c, n, p) writes its kh*kw entries."""
     idx = cuda.grid(1)
     nb, C, H, Wd = x.shape
     P = oh * ow
-    R = C * kh * kw
-    if idx >= nb * R * P:                        # guard: the last block runs past the end
+    if idx >= C * nb * P:                        # guard: the last block runs past the end
         return
-    # idx -> (n, r, p), r = (c*kh + i)*kw + j, p = oy*ow + ox
+    # idx -> (c, n, p), p = oy*ow + ox
     p = idx % P
-    r = (idx // P) % R
-    n = idx // (P * R)
-    c = r // (kh * kw)
-    i = (r // kw) % kh
-    j = r % kw
-    iy = (p // ow) * sh - ph + i * dh
-    ix = (p % ow) * sw - pw + j * dw
-    if 0 <= iy < H and 0 <= ix < Wd:
-        col[n, r, p] = x[n, c, iy, ix]
-    else:
-        col[n, r, p] = 0                         # zero padding
+    n = (idx // P) % nb
+    c = idx // (P * nb)
+    oy = p // ow
+    y0 = oy * sh - ph                            # the input pixel of tap (0, 0)
+    x0 = (p - oy * ow) * sw - pw
+    r = c * kh * kw
+    for i in range(kh):
+        iy = y0 + i * dh
+        for j in range(kw):
+            ix = x0 + j * dw
+            if 0 <= iy < H and 0 <= ix < Wd:
+                col[r, n, p] = x[n, c, iy, ix]
+            else:
+                col[r, n, p] = 0                 # zero padding
+            r += 1
 
 
 @cuda.jit
@@ -78,37 +92,52 @@ def _col2im_kernel(col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx):
     acc = 0.0
     for i in range(kh):
         ty = h + ph - i * dh                     # = oy*sh if tap i of output row oy read h
-        if ty < 0 or ty % sh != 0 or ty // sh >= oh:
+        if ty < 0:
+            break                                # ty only falls as i grows
+        oy = ty
+        if sh > 1:                               # (the same branch in every thread)
+            if ty % sh != 0:
+                continue
+            oy = ty // sh
+        if oy >= oh:
             continue
-        oy = ty // sh
         for j in range(kw):
             tx = w + pw - j * dw
-            if tx < 0 or tx % sw != 0 or tx // sw >= ow:
-                continue
-            acc += col[n, (c * kh + i) * kw + j, oy * ow + tx // sw]
+            if tx < 0:
+                break
+            ox = tx
+            if sw > 1:
+                if tx % sw != 0:
+                    continue
+                ox = tx // sw
+            if ox < ow:
+                acc += col[(c * kh + i) * kw + j, n, oy * ow + ox]
     gx[n, c, h, w] = acc
 
 
 @cuda.jit
 def _col2im_atomic_kernel(col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx):
-    """gx (nb, C, H, W), zeroed: one thread per column entry adds it to its pixel (atomic)."""
+    """gx (nb, C, H, W), zeroed: one thread per (c, n, p) adds its kh*kw entries (atomic)."""
     idx = cuda.grid(1)
     nb, C, H, Wd = gx.shape
     P = oh * ow
-    R = C * kh * kw
-    if idx >= nb * R * P:
+    if idx >= C * nb * P:
         return
-    # idx -> (n, r, p) with r = (c*kh + i)*kw + j and p = oy*ow + ox, as in im2col
+    # idx -> (c, n, p) and the taps' input pixels, as in im2col
     p = idx % P
-    r = (idx // P) % R
-    n = idx // (P * R)
-    c = r // (kh * kw)
-    i = (r // kw) % kh
-    j = r % kw
-    h = (p // ow) * sh - ph + i * dh             # the input pixel this entry was copied from
-    w = (p % ow) * sw - pw + j * dw
-    if 0 <= h < H and 0 <= w < Wd:               # entries read from padding go nowhere
-        cuda.atomic.add(gx, (n, c, h, w), col[n, r, p])  # non-deterministic order
+    n = (idx // P) % nb
+    c = idx // (P * nb)
+    oy = p // ow
+    y0 = oy * sh - ph
+    x0 = (p - oy * ow) * sw - pw
+    r = c * kh * kw
+    for i in range(kh):
+        h = y0 + i * dh
+        for j in range(kw):
+            w = x0 + j * dw
+            if 0 <= h < H and 0 <= w < Wd:       # entries read from padding go nowhere
+                cuda.atomic.add(gx, (n, c, h, w), col[r, n, p])  # non-deterministic order
+            r += 1
 
 
 @cuda.jit
@@ -172,26 +201,46 @@ def _direct_backward_input_kernel(gy, W, sh, sw, ph, pw, dh, dw, groups, gx):
     gx[n, c, h, w] = acc
 
 
-def _pointwise(x_shape, W_shape, out_hw, stride, padding) -> bool:
-    """A 1x1 kernel at stride 1 without padding reads every pixel once, in order: col == x
-    (unless x is larger than the output, as conv_transpose2d's output_padding makes it)."""
-    return W_shape[2] == W_shape[3] == 1 and tuple(stride) == (1, 1) \
-        and tuple(padding) == (0, 0) and tuple(x_shape[2:]) == tuple(out_hw)
-
-
 def _use_direct(W_shape, groups) -> bool:
     """Grouped with at most 4 input channels per group (depthwise): the direct kernels."""
     return groups > 1 and W_shape[1] <= 4
 
 
+class _Workspace:
+    """The column matrix (and a matrix of the output's size) for chunks of ``chunk``
+    images: ``rows`` x ``nb*P`` views of flat buffers, so that every view is contiguous."""
+
+    def __init__(self, xp, dtype, rows, out_rows, P, n_images, itemsize):
+        self.chunk = batch_chunk(rows * P * itemsize, n_images)
+        self.rows, self.out_rows, self.P = rows, out_rows, P
+        self.col = xp.empty(rows * self.chunk * P, dtype)
+        self.out = xp.empty(out_rows * self.chunk * P, dtype)
+
+    def chunks(self, n_images):
+        """(n0, nb, col (rows, nb*P), out (out_rows, nb*P)) per chunk of images."""
+        for n0 in range(0, n_images, self.chunk):
+            nb = min(self.chunk, n_images - n0)
+            yield (n0, nb, self.col[:self.rows * nb * self.P].reshape(self.rows, nb * self.P),
+                   self.out[:self.out_rows * nb * self.P].reshape(self.out_rows, nb * self.P))
+
+
 def _im2col(x, kh, kw, stride, padding, dilation, oh, ow, col):
+    """Fill col (C*kh*kw, nb*oh*ow) from the images x (nb, C, H, W)."""
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    launch(_im2col_kernel, col.size, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, col)
-    return col
+    nb, C = x.shape[0], x.shape[1]
+    launch(_im2col_kernel, C * nb * oh * ow, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow,
+           col.reshape(col.shape[0], nb, oh * ow))
+
+
+def _transpose_gy(gy, n0, nb, gy_t):
+    """gy_t (Co, nb*P) = gy[n0:n0+nb] (nb, Co, oh, ow) with its first two axes swapped."""
+    Co, P = gy.shape[1], gy.shape[2] * gy.shape[3]
+    gy_t.reshape(Co, nb, P)[...] = gy[n0:n0 + nb].reshape(nb, Co, P).transpose(1, 0, 2)
 
 
 def conv2d_forward(x, W, b, stride, padding, dilation, groups):
-    """y = conv2d(x, W) + b on the GPU (im2col + cuBLAS, or direct for depthwise)."""
+    """y = conv2d(x, W) + b on the GPU (im2col + one cuBLAS GEMM per group and chunk, or
+    direct for depthwise)."""
     xp = get_array_module(x)
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     N, C = x.shape[0], x.shape[1]
@@ -201,21 +250,21 @@ def conv2d_forward(x, W, b, stride, padding, dilation, groups):
     y = xp.empty((N, Co, oh, ow), x.dtype)
     if _use_direct(W.shape, groups):
         launch(_direct_forward_kernel, y.size, x, W, sh, sw, ph, pw, dh, dw, groups, y)
-    else:
-        G, P, R = groups, oh * ow, Cg * kh * kw
-        Wm = W.reshape(G, Co // G, R)
-        if _pointwise(x.shape, W.shape, (oh, ow), stride, padding):
-            y[...] = xp.matmul(Wm, x.reshape(N, G, R, P)).reshape(N, Co, oh, ow)
-        else:
-            chunk = batch_chunk(C * kh * kw * P * x.itemsize, N)
-            col = xp.empty((chunk, C * kh * kw, P), x.dtype)
-            for n0 in range(0, N, chunk):
-                nb = min(chunk, N - n0)
-                c = _im2col(x[n0:n0 + nb], kh, kw, stride, padding, dilation, oh, ow,
-                            col[:nb])
-                y[n0:n0 + nb] = xp.matmul(Wm, c.reshape(nb, G, R, P)).reshape(nb, Co, oh, ow)
-    if b is not None:
-        y += b.reshape(1, Co, 1, 1)
+        if b is not None:
+            y += b.reshape(1, Co, 1, 1)
+        return y
+    G, Cog, R, P = groups, Co // groups, Cg * kh * kw, oh * ow
+    Wm = W.reshape(G, Cog, R)
+    ws = _Workspace(xp, x.dtype, C * kh * kw, Co, P, N, x.itemsize)
+    for n0, nb, col, out in ws.chunks(N):
+        _im2col(x[n0:n0 + nb], kh, kw, stride, padding, dilation, oh, ow, col)
+        for g in range(G):       # (Cog, R) @ (R, nb*P): rows g*Cog.. of the output
+            xp.matmul(Wm[g], col[g * R:(g + 1) * R], out=out[g * Cog:(g + 1) * Cog])
+        y_chunk = out.reshape(Co, nb, oh, ow).transpose(1, 0, 2, 3)   # (nb, Co, oh, ow)
+        if b is None:
+            y[n0:n0 + nb] = y_chunk
+        else:                    # the bias rides on the transposition
+            xp.add(y_chunk, b.reshape(1, Co, 1, 1), out=y[n0:n0 + nb])
     return y
 
 
@@ -235,53 +284,47 @@ def _backward_input(gy, W, x_shape, stride, padding, dilation, groups, atomic):
     N, C = x_shape[0], x_shape[1]
     Co, Cg, kh, kw = W.shape
     oh, ow = gy.shape[2], gy.shape[3]
-    gx = xp.empty(x_shape, gy.dtype)
     if _use_direct(W.shape, groups):
+        gx = xp.empty(x_shape, gy.dtype)
         launch(_direct_backward_input_kernel, gx.size, gy, W, sh, sw, ph, pw, dh, dw, groups,
                gx)
         return gx
-    G, P, R = groups, oh * ow, Cg * kh * kw
-    WmT = W.reshape(G, Co // G, R).transpose(0, 2, 1)
-    if _pointwise(x_shape, W.shape, (oh, ow), stride, padding):  # the column gradient is gx
-        gx[...] = xp.matmul(WmT, gy.reshape(N, G, Co // G, P)).reshape(x_shape)
-        return gx
-    chunk = batch_chunk(C * kh * kw * P * gy.itemsize, N)
-    for n0 in range(0, N, chunk):
-        nb = min(chunk, N - n0)
-        # (G, R, Cog) @ (nb, G, Cog, P) -> (nb, G, R, P) = the column matrix (nb, C*kh*kw, P)
-        gcol = xp.matmul(WmT, gy[n0:n0 + nb].reshape(nb, G, Co // G, P))
-        gcol = xp.ascontiguousarray(gcol).reshape(nb, C * kh * kw, P)
+    gx = (xp.zeros if atomic else xp.empty)(x_shape, gy.dtype)
+    G, Cog, R, P = groups, Co // groups, Cg * kh * kw, oh * ow
+    Wm = W.reshape(G, Cog, R)
+    ws = _Workspace(xp, gy.dtype, C * kh * kw, Co, P, N, gy.itemsize)
+    for n0, nb, gcol, gy_t in ws.chunks(N):
+        _transpose_gy(gy, n0, nb, gy_t)
+        for g in range(G):       # (R, Cog) @ (Cog, nb*P): the column gradient of group g
+            xp.matmul(Wm[g].T, gy_t[g * Cog:(g + 1) * Cog], out=gcol[g * R:(g + 1) * R])
+        gcol3 = gcol.reshape(C * kh * kw, nb, P)
         if atomic:
-            part = xp.zeros((nb,) + tuple(x_shape[1:]), gy.dtype)
-            launch(_col2im_atomic_kernel, gcol.size, gcol, kh, kw, sh, sw, ph, pw, dh, dw, oh,
-                   ow, part)
+            launch(_col2im_atomic_kernel, C * nb * P, gcol3, kh, kw, sh, sw, ph, pw, dh, dw,
+                   oh, ow, gx[n0:n0 + nb])
         else:
-            part = xp.empty((nb,) + tuple(x_shape[1:]), gy.dtype)
-            launch(_col2im_kernel, part.size, gcol, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow,
-                   part)
-        gx[n0:n0 + nb] = part
+            launch(_col2im_kernel, nb * C * x_shape[2] * x_shape[3], gcol3, kh, kw, sh, sw,
+                   ph, pw, dh, dw, oh, ow, gx[n0:n0 + nb])
     return gx
 
 
 def conv2d_backward_weight(gy, x, W_shape, stride, padding, dilation, groups):
-    """gW on the GPU: sum over images of gy @ im2col(x)^T per group (cuBLAS)."""
+    """gW on the GPU: gy_T @ im2col(x)^T per group, summed over chunks (cuBLAS)."""
     xp = get_array_module(x)
     N, C = x.shape[0], x.shape[1]
     Co, Cg, kh, kw = W_shape
     oh, ow = gy.shape[2], gy.shape[3]
-    G, P, R = groups, oh * ow, Cg * kh * kw
-    gW = xp.zeros((G, Co // G, R), x.dtype)
-    if _pointwise(x.shape, W_shape, (oh, ow), stride, padding):
-        g = gy.reshape(N, G, Co // G, P)
-        gW += xp.matmul(g, x.reshape(N, G, R, P).transpose(0, 1, 3, 2)).sum(axis=0)
-        return gW.reshape(W_shape)
-    chunk = batch_chunk(C * kh * kw * P * x.itemsize, N)
-    col = xp.empty((chunk, C * kh * kw, P), x.dtype)
-    for n0 in range(0, N, chunk):
-        nb = min(chunk, N - n0)
-        c = _im2col(x[n0:n0 + nb], kh, kw, stride, padding, dilation, oh, ow, col[:nb])
-        g = gy[n0:n0 + nb].reshape(nb, G, Co // G, P)
-        gW += xp.matmul(g, c.reshape(nb, G, R, P).transpose(0, 1, 3, 2)).sum(axis=0)
+    G, Cog, R, P = groups, Co // groups, Cg * kh * kw, oh * ow
+    gW = xp.empty((Co, R), x.dtype)
+    ws = _Workspace(xp, x.dtype, C * kh * kw, Co, P, N, x.itemsize)
+    for n0, nb, col, gy_t in ws.chunks(N):
+        _im2col(x[n0:n0 + nb], kh, kw, stride, padding, dilation, oh, ow, col)
+        _transpose_gy(gy, n0, nb, gy_t)
+        for g in range(G):       # (Cog, nb*P) @ (nb*P, R); cuBLAS reads col^T in place
+            rows = slice(g * Cog, (g + 1) * Cog)
+            part = xp.matmul(gy_t[rows], col[g * R:(g + 1) * R].T,
+                             out=gW[rows] if n0 == 0 else None)
+            if n0 > 0:
+                gW[rows] += part
     return gW.reshape(W_shape)
 
 

@@ -2,20 +2,25 @@
 
 * Forward: one thread per output element ``k -> (r, c, ph, pw)``, summing its
   ``grid_h x grid_w`` bilinear samples (``scalar.bilinear_weights``) in float64.
-* Backward, deterministic (the default): one thread per *row* ``(n, c, h)`` of the
-  gradient. Bilinear weights are separable (``scalar.linear_weights_1d``): a sample at
-  (ys, xs) gives row h the weight ``wy(h)`` (the part of its row interpolation that falls
-  on h) times its column weights. The thread walks image n's RoIs in increasing r, their
-  bin rows and sample rows (skipping RoIs whose rows cannot reach h); where a sample row
-  touches h it adds
-  ``gy / count * wy(h) * wx`` at the two columns of every sample column. Each gx element
-  is written by one thread in a fixed order: the same bits on every run, no atomics.
+* Backward, deterministic (the default): one thread per *pixel* ``(n, c, h, w)`` of the
+  gradient gathers what every sample read from it. Bilinear weights are separable
+  (``scalar.linear_weights_1d``): a sample at (ys, xs) gives pixel (h, w) the weight
+  ``wy(h) * wx(w)``, the parts of its row and column interpolations that fall on h and
+  w. A RoI's sample rows are evenly spaced, ``ys_t = start_h + (t + 0.5) * bin_h /
+  grid_h`` for ``t = ph*grid_h + iy``, and only those within one pixel of h can touch it,
+  so the thread computes that range of t directly (``_samples_near``), likewise for the
+  columns, and adds ``gy[r, c, ph, pw] / count * wy * wx`` over the few (t, u) pairs.
+  It walks image n's RoIs in increasing r, reading each RoI's geometry from a table one
+  small kernel computed first. Each gx element is written by one thread in a fixed
+  order: the same bits on every run, no atomics, and 32 neighbouring pixels of a warp
+  walk the same RoIs.
 * ``roi_align_backward_atomic``: torchvision's scheme, one thread per ``gy`` element that
   scatters its samples' 4 corners with ``atomic.add``. The float sum order varies from
   run to run (non-deterministic); kept for comparison.
 """
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 from numba import cuda
@@ -57,48 +62,89 @@ def _forward_kernel(x, rois, spatial_scale, sampling_ratio, aligned, y):
 
 
 @cuda.jit
-def _backward_rows_kernel(gy, rois, spatial_scale, sampling_ratio, aligned, gx):
+def _geometry_kernel(rois, spatial_scale, sampling_ratio, aligned, out_h, out_w, geo):
+    """geo[r] = (start_h, start_w, bin_h, bin_w, grid_h, grid_w) of RoI r: one thread each."""
+    r = cuda.grid(1)
+    if r >= rois.shape[0]:
+        return
+    start_h, start_w, bin_h, bin_w, grid_h, grid_w = _geometry(
+        rois[r, 1], rois[r, 2], rois[r, 3], rois[r, 4], spatial_scale, out_h, out_w,
+        sampling_ratio, aligned)
+    geo[r, 0] = start_h
+    geo[r, 1] = start_w
+    geo[r, 2] = bin_h
+    geo[r, 3] = bin_w
+    geo[r, 4] = grid_h
+    geo[r, 5] = grid_w
+
+
+@cuda.jit(device=True)
+def _samples_near(pixel, start, step, n_samples):
+    """(first, last) sample index t whose coordinate ``start + (t + 0.5) * step`` can
+    touch ``pixel``: within one pixel of it, widened by one sample for rounding. The step
+    is 0 for an empty RoI and negative for an inverted one (aligned=True keeps both)."""
+    if step == 0.0:                          # every sample sits at start + 0
+        if abs(pixel - start) <= 1.0:
+            return 0, n_samples - 1
+        return 0, -1
+    a = (pixel - 1.0 - start) / step - 0.5
+    b = (pixel + 1.0 - start) / step - 0.5
+    top = float(n_samples)                   # clamped in floats: no overflow in int()
+    low = min(max(min(a, b), -1.0), top)
+    high = min(max(max(a, b), -1.0), top)
+    return max(int(math.floor(low)), 0), min(int(math.floor(high)) + 1, n_samples - 1)
+
+
+@cuda.jit
+def _backward_pixels_kernel(gy, rois, geo, gx):
     k = cuda.grid(1)
     batch, channels, height, width = gx.shape
-    if k >= batch * channels * height:
+    if k >= batch * channels * height * width:
         return
-    h = k % height                           # k -> (n, c, h): one row of the gradient
-    c = (k // height) % channels
-    n = k // (height * channels)
+    w = k % width                            # k -> (n, c, h, w): one gradient pixel
+    h = (k // width) % height
+    c = (k // (width * height)) % channels
+    n = k // (width * height * channels)
     out_h, out_w = gy.shape[2], gy.shape[3]
+    acc = 0.0
     for r in range(rois.shape[0]):           # increasing r: a fixed sum order
         if int(rois[r, 0]) != n:
             continue
-        start_h, start_w, bin_h, bin_w, grid_h, grid_w = _geometry(
-            rois[r, 1], rois[r, 2], rois[r, 3], rois[r, 4], spatial_scale, out_h, out_w,
-            sampling_ratio, aligned)
-        # samples lie in [start_h, start_h + out_h * bin_h]; after clamping they touch
-        # rows int(max(y, 0)) .. that + 1 only: skip RoIs that cannot reach row h (one
-        # more row each side absorbs rounding of the sample coordinates)
-        top = int(max(start_h, 0.0)) - 1
-        bottom = int(max(start_h + out_h * bin_h, 0.0)) + 2
-        if h < top or h > bottom:
+        start_h, start_w, bin_h, bin_w = geo[r, 0], geo[r, 1], geo[r, 2], geo[r, 3]
+        grid_h, grid_w = int(geo[r, 4]), int(geo[r, 5])
+        if grid_h <= 0 or grid_w <= 0:
             continue
+        # sample rows t = ph*grid_h + iy lie at start_h + (t + 0.5) * bin_h / grid_h
+        t0, t1 = _samples_near(h, start_h, bin_h / grid_h, out_h * grid_h)
+        u0, u1 = _samples_near(w, start_w, bin_w / grid_w, out_w * grid_w)
+        if t0 > t1 or u0 > u1:
+            continue                         # the RoI's samples stay away from (h, w)
         count = max(grid_h * grid_w, 1)
-        for ph in range(out_h):
-            for iy in range(grid_h):
-                ys = start_h + ph * bin_h + (iy + 0.5) * bin_h / grid_h
-                lo, hi, w_lo, w_hi, ok = _interp(ys, height)
-                if not ok or (lo != h and hi != h):
-                    continue                 # this sample row does not touch row h
-                wy = 0.0
-                if lo == h:
-                    wy += w_lo
-                if hi == h:
-                    wy += w_hi
-                for pw in range(out_w):
-                    g = gy[r, c, ph, pw] / count * wy
-                    for ix in range(grid_w):
-                        xs = start_w + pw * bin_w + (ix + 0.5) * bin_w / grid_w
-                        xl, xh, wx_l, wx_h, okx = _interp(xs, width)
-                        if okx:
-                            gx[n, c, h, xl] += g * wx_l
-                            gx[n, c, h, xh] += g * wx_h
+        for t in range(t0, t1 + 1):
+            ph = t // grid_h
+            iy = t - ph * grid_h
+            ys = start_h + ph * bin_h + (iy + 0.5) * bin_h / grid_h   # as the forward
+            lo, hi, w_lo, w_hi, ok = _interp(ys, height)
+            wy = 0.0                         # the part of the sample row that lands on h
+            if lo == h:
+                wy += w_lo
+            if hi == h:
+                wy += w_hi
+            if not ok or wy == 0.0:
+                continue
+            for u in range(u0, u1 + 1):
+                pw = u // grid_w
+                ix = u - pw * grid_w
+                xs = start_w + pw * bin_w + (ix + 0.5) * bin_w / grid_w
+                xl, xh, wx_l, wx_h, okx = _interp(xs, width)
+                wx = 0.0
+                if xl == w:
+                    wx += wx_l
+                if xh == w:
+                    wx += wx_h
+                if okx and wx != 0.0:
+                    acc += gy[r, c, ph, pw] / count * wy * wx
+    gx[n, c, h, w] = acc
 
 
 @cuda.jit
@@ -139,9 +185,12 @@ def roi_align_forward(x, rois, out_h, out_w, spatial_scale, sampling_ratio, alig
 
 def roi_align_backward(gy, rois, x_shape, spatial_scale, sampling_ratio, aligned):
     """Deterministic: gy (R, C, out_h, out_w) -> gx of shape x_shape."""
-    gx = get_array_module(gy).zeros(x_shape, gy.dtype)
-    launch(_backward_rows_kernel, x_shape[0] * x_shape[1] * x_shape[2],
-           gy, rois, float(spatial_scale), int(sampling_ratio), bool(aligned), gx)
+    xp = get_array_module(gy)
+    geo = xp.empty((rois.shape[0], 6), xp.float64)
+    launch(_geometry_kernel, rois.shape[0], rois, float(spatial_scale), int(sampling_ratio),
+           bool(aligned), gy.shape[2], gy.shape[3], geo)
+    gx = xp.empty(x_shape, gy.dtype)
+    launch(_backward_pixels_kernel, gx.size, gy, rois, geo, gx)
     return gx
 
 
