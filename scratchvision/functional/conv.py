@@ -11,6 +11,7 @@ from __future__ import annotations
 from scratchvision.autograd.function import Function, xp_of
 from scratchvision.autograd.gradcheck import register_gradcheck
 from scratchvision.autograd.tensor import Tensor
+from scratchvision.functional.normalization import channel_sum
 from scratchvision.kernels import conv as K
 
 
@@ -60,7 +61,7 @@ class Conv2d(Function):
         if len(needs) > 1 and needs[1]:
             gW = K.conv2d_backward_weight(gy, self.x, self.W.shape, *self.args, impl=self.impl)
         if len(needs) > 2 and needs[2]:
-            gb = gy.sum(axis=(0, 2, 3))
+            gb = channel_sum(gy)
         return (gx, gW, gb)[:len(needs)]
 
 
@@ -89,7 +90,7 @@ class ConvTranspose2d(Function):
             gW = K.conv_transpose2d_backward_weight(gy, self.x, self.W.shape, *self.args,
                                                     impl=self.impl)
         if len(needs) > 2 and needs[2]:
-            gb = gy.sum(axis=(0, 2, 3))
+            gb = channel_sum(gy)
         return (gx, gW, gb)[:len(needs)]
 
 

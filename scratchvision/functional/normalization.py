@@ -19,19 +19,27 @@ from scratchvision.autograd.tensor import Tensor, _raw
 from scratchvision.functional.activation import _as_tensor
 
 
+def channel_sum(a):
+    """Sum over every dim but the channel dim 1, as ``a.sum(axis=(0, 2, 3, ...))``, in
+    two steps: first along each contiguous plane, then over the batch. CuPy reduces a
+    contiguous last axis several times faster than axes with strides in between (measured
+    in the U-Net step on an H200), and NumPy is no slower."""
+    n, c = a.shape[0], a.shape[1]
+    return a.reshape(n, c, -1).sum(axis=2).sum(axis=0)
+
+
 class BatchNorm(Function):
     def forward(self, x, gamma, beta, running_mean, running_var, training, momentum, eps):
         xp = xp_of(x)
-        axes = (0,) + tuple(range(2, x.ndim))
         shape = (1, -1) + (1,) * (x.ndim - 2)
         if training:
             count = x.size // x.shape[1]
             if count <= 1:
                 raise ValueError(f"batch_norm: expected more than 1 value per channel when "
                                  f"training, got input of shape {x.shape}")
-            mean = x.mean(axis=axes)
+            mean = channel_sum(x) / count
             centred = x - mean.reshape(shape)
-            var = (centred * centred).mean(axis=axes)
+            var = channel_sum(centred * centred) / count
             if running_mean is not None:
                 running_mean *= 1 - momentum
                 running_mean += momentum * mean.astype(running_mean.dtype)
@@ -43,23 +51,27 @@ class BatchNorm(Function):
             centred = x - mean.reshape(shape).astype(x.dtype)
         inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype)
         x_hat = centred * inv_std.reshape(shape)
-        self.saved = (x_hat, inv_std, gamma, axes, shape, training)
+        self.saved = (x_hat, inv_std, gamma, shape, training)
         y = x_hat if gamma is None else x_hat * gamma.reshape(shape)
         if beta is not None:
             y = y + beta.reshape(shape)
         return y
 
     def backward(self, gy):
-        x_hat, inv_std, gamma, axes, shape, training = self.saved
-        ggamma = (gy * x_hat).sum(axis=axes) if self.needs_input_grad[1] else None
-        gbeta = gy.sum(axis=axes) if self.needs_input_grad[2] else None
+        x_hat, inv_std, gamma, shape, training = self.saved
+        need_x, need_gamma, need_beta = self.needs_input_grad[:3]
+        train_x = need_x and training
+        gyx_sum = channel_sum(gy * x_hat) if need_gamma or train_x else None
+        gy_sum = channel_sum(gy) if need_beta or train_x else None
+        ggamma = gyx_sum if need_gamma else None
+        gbeta = gy_sum if need_beta else None
         gx = None
-        if self.needs_input_grad[0]:
+        if need_x:
             scale = inv_std if gamma is None else inv_std * gamma
             if training:
-                gy_mean = gy.mean(axis=axes).reshape(shape)
-                gyx_mean = (gy * x_hat).mean(axis=axes).reshape(shape)
-                gx = scale.reshape(shape) * (gy - gy_mean - x_hat * gyx_mean)
+                count = gy.size // gy.shape[1]
+                gx = scale.reshape(shape) * (gy - (gy_sum / count).reshape(shape)
+                                             - x_hat * (gyx_sum / count).reshape(shape))
             else:
                 gx = gy * scale.reshape(shape)
         return gx, ggamma, gbeta, None, None, None, None, None

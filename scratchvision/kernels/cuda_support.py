@@ -19,7 +19,7 @@ Usage inside a kernel file::
         launch(_relu_kernel, x.size, x.ravel(), y.ravel())   # x.size threads
         return y
 
-``launch`` does three things a bare ``kernel[blocks, threads, stream](*args)`` does not:
+``launch`` does four things a bare ``kernel[blocks, threads, stream](*args)`` does not:
 
 * **Same stream, no hidden synchronisation.** The kernel runs on CuPy's *current* stream
   (wrapped once per stream with ``cuda.external_stream``), so it is ordered with CuPy's own
@@ -38,6 +38,10 @@ Usage inside a kernel file::
   host and device arrays is refused with a TypeError naming the kernel and the argument.
   (A launch on NumPy arrays only, ``impl='cuda'`` forced on host arrays as some tests do,
   is left to Numba's copies.)
+* **Cheap launches.** On a real GPU, Numba compiles each kernel once per argument
+  signature and CuPy launches it (``_launch_through_cupy`` below): about 10 µs of Python
+  instead of Numba's 90-140 µs, which matters for the hundreds of small kernels of a
+  training step. ``SCRATCHVISION_CUDA_LAUNCH=numba`` goes back to Numba's launcher.
 * **The simulator.** Under ``NUMBA_ENABLE_CUDASIM=1`` there is no device memory: an object
   exposing ``__cuda_array_interface__`` (the protocol CuPy implements) lives in host memory,
   and is passed to the simulated kernel as the simulator's device-array wrapper around a
@@ -46,6 +50,7 @@ Usage inside a kernel file::
 from __future__ import annotations
 
 import ctypes
+import os
 
 import numpy as np
 
@@ -87,10 +92,95 @@ def launch_grid(kernel, blocks, threads, *args) -> None:
     if not any(on_device):       # NumPy arrays only (impl='cuda' forced on host arrays)
         kernel[blocks, threads](*args)          # Numba copies them over and back
         return
+    if _FAST_LAUNCH and _launch_through_cupy(kernel, blocks, threads, args):
+        return
     from numba import cuda  # noqa: PLC0415
     args = tuple(cuda.as_cuda_array(a, sync=False) if dev else a
                  for a, dev in zip(args, on_device))
     kernel[blocks, threads, _current_stream()](*args)
+
+
+# --- launching Numba-compiled kernels through CuPy -------------------------------------
+# Numba's own launch costs 90-140 µs of Python per call with CuPy arguments (measured on an
+# H200, benchmarks/_gpu_profile.py): it wraps every array in a DeviceNDArray (querying the
+# driver about its pointer, making a stream object) and re-types the arguments. CuPy
+# launches a kernel in about 7 µs. So Numba compiles each kernel once per signature, CuPy
+# loads its PTX and launches it, with the arguments laid out as Numba's kernel ABI has
+# them: an array is (meminfo, parent, size, itemsize, data pointer, *shape, *strides in
+# bytes), a scalar is passed by value (int64, float64, or one byte for a bool).
+_FAST_LAUNCH = os.environ.get("SCRATCHVISION_CUDA_LAUNCH", "cupy") != "numba"
+_loaded: dict[tuple, object] = {}      # (kernel, argument kinds) -> CuPy function, or None
+
+
+def _launch_through_cupy(kernel, blocks, threads, args) -> bool:
+    """Launch on CuPy's current stream; False where this kernel must go through Numba."""
+    kinds = tuple(_kind(a) for a in args)
+    key = (kernel, kinds)
+    function = _loaded.get(key, _MISSING)
+    if function is _MISSING:
+        function = _loaded[key] = _load_through_cupy(kernel, args)
+    if function is None:
+        return False
+    flat = []
+    for a, kind in zip(args, kinds):
+        if kind[0] == "array":
+            flat += [_ZERO, _ZERO, np.intp(a.size), np.intp(a.itemsize), np.intp(a.data.ptr)]
+            flat += [np.intp(n) for n in a.shape]
+            flat += [np.intp(s) for s in a.strides]
+        else:
+            flat.append(kind[1](a))
+    function(_dims(blocks), _dims(threads), tuple(flat))
+    return True
+
+
+_MISSING = object()
+_ZERO = np.intp(0)
+_SCALARS = {bool: np.bool_, int: np.int64, float: np.float64}   # Numba's typeof of each
+
+
+def _kind(a):
+    """What the compiled kernel depends on: dtype, rank and layout, or the scalar type."""
+    if is_cupy_array(a):
+        layout = "C" if a.flags.c_contiguous else "F" if a.flags.f_contiguous else "A"
+        return ("array", a.dtype, a.ndim, layout)
+    if type(a) in _SCALARS:
+        return ("scalar", _SCALARS[type(a)])
+    if isinstance(a, np.generic):
+        return ("scalar", type(a))
+    raise TypeError(f"cannot pass {type(a).__name__} to a kernel")
+
+
+def _dims(d):
+    return d if isinstance(d, tuple) else (int(d),)
+
+
+def _load_through_cupy(kernel, args):
+    """Compile ``kernel`` for these arguments with Numba, load its PTX into CuPy."""
+    import warnings  # noqa: PLC0415
+
+    import cupy  # noqa: PLC0415
+    import numba  # noqa: PLC0415
+    from numba import cuda  # noqa: PLC0415
+    try:
+        signature = tuple(
+            numba.types.Array(numba.from_dtype(a.dtype), a.ndim, _kind(a)[3])
+            if is_cupy_array(a) else numba.typeof(_kind(a)[1](a)) for a in args)
+        compiled = kernel.compile(signature)
+        if getattr(compiled, "debug", False) or getattr(compiled, "cooperative", False):
+            return None              # Numba's launch handles their extra machinery
+        ptx = compiled.inspect_asm(cuda.get_current_device().compute_capability)
+        module = cupy.cuda.function.Module()
+        module.load(ptx.encode() if isinstance(ptx, str) else bytes(ptx))
+        return module.get_function(compiled.entry_name)   # (it keeps the module loaded)
+    except Exception as error:  # noqa: BLE001 (any failure: Numba's launch still works)
+        warnings.warn(f"{_name(kernel)}: launching through Numba, not CuPy ({error!r})",
+                      RuntimeWarning, stacklevel=4)
+        return None
+
+
+def launched_through_cupy(kernel) -> bool:
+    """Whether some launch of ``kernel`` in this process went through CuPy (for tests)."""
+    return any(k == kernel and f is not None for (k, _), f in _loaded.items())
 
 
 def _current_stream():

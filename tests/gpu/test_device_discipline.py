@@ -8,6 +8,7 @@ import pytest
 import scratchvision as sv
 from scratchvision import functional as F
 from scratchvision import ops
+from scratchvision.backend import cuda_simulator_enabled
 from scratchvision.kernels import versions
 from scratchvision.kernels.cuda_support import launch
 from tests.helpers import assert_close
@@ -97,3 +98,28 @@ def test_deterministic_switch_picks_the_backward(cp, mode, deterministic):
     assert_close(w.grad.get(), w_cpu.grad)
     with pytest.raises(TypeError, match="bool"):
         sv.use_deterministic_algorithms(1)
+
+
+@pytest.mark.skipif(cuda_simulator_enabled(), reason="the simulator launches in Python")
+def test_launch_through_cupy_matches_numbas_launch(cp, monkeypatch):
+    """Kernels compiled by Numba and launched by CuPy (cuda_support) get Numba's argument
+    layout right: strided and negative-stride views, int, float and bool scalars."""
+    from scratchvision.kernels import cuda_support  # noqa: PLC0415
+    from scratchvision.kernels.conv import cuda as conv_cuda  # noqa: PLC0415
+    from scratchvision.kernels.roi_align import cuda as roi_cuda  # noqa: PLC0415
+    rng = np.random.default_rng(7)
+    x = cp.asarray(rng.standard_normal((2, 3, 18, 7)).astype(np.float32))[:, :, ::-2]
+    W = cp.asarray(rng.standard_normal((4, 3, 3, 2)).astype(np.float32))
+    feat = cp.asarray(rng.standard_normal((2, 3, 9, 8)))
+    rois = cp.asarray(np.array([[0, 0.5, 1.0, 6.0, 7.5], [1, 2.0, 0.0, 3.0, 9.0]]))
+
+    def run():
+        return (conv_cuda.conv2d_forward(x, W, None, (2, 1), (1, 0), (1, 2), 1),
+                roi_cuda.roi_align_forward(feat, rois, 3, 2, 0.75, -1, True),
+                roi_cuda.roi_align_forward(feat, rois, 2, 2, 1.25, 2, False))
+    fast = run()
+    assert cuda_support.launched_through_cupy(conv_cuda._im2col_kernel)
+    assert cuda_support.launched_through_cupy(roi_cuda._forward_kernel)
+    monkeypatch.setattr(cuda_support, "_FAST_LAUNCH", False)
+    for a, b in zip(fast, run()):
+        np.testing.assert_array_equal(cp.asnumpy(a), cp.asnumpy(b))

@@ -55,11 +55,24 @@ def test_nms_simulated(n):
         for thr in (0.0, 0.3, 0.7):
             np.testing.assert_array_equal(cuda.nms(boxes, scores, thr),
                                           KN.nms(boxes, scores, thr, impl="reference"))
-    # a 2-block mask: the sweep carries bits across mask words
+    # a 64-box mask word filled to the last bit
     boxes = np.concatenate([boxes, boxes + 0.5])[:64]
     scores = rng.random(len(boxes))
     np.testing.assert_array_equal(cuda.nms(boxes, scores, 0.5),
                                   KN.nms(boxes, scores, 0.5, impl="reference"))
+
+
+@pytest.mark.cudasim
+def test_nms_across_mask_words_simulated():
+    """150 crowded boxes: three mask words, so kept boxes of one word suppress boxes of
+    later words, and the last word is partly past n."""
+    from scratchvision.kernels.nms import cuda  # noqa: PLC0415
+    rng = np.random.default_rng(5)
+    boxes = _boxes(rng, 150, size=25.0)
+    for scores in (rng.random(150), rng.integers(0, 4, 150).astype(np.float64)):
+        for thr in (0.2, 0.5):
+            np.testing.assert_array_equal(cuda.nms(boxes, scores, thr),
+                                          KN.nms(boxes, scores, thr, impl="reference"))
 
 
 @pytest.mark.cudasim

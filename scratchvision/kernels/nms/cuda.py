@@ -6,10 +6,13 @@
    64 boxes of column block ``bx`` (staged in shared memory); thread t builds the 64-bit
    word ``mask[i, bx]`` whose bit j says "box i suppresses box ``64 bx + j``" (IoU > thr),
    only for ``j > i`` in score order. Blocks below the diagonal exit at once.
-3. ``_sweep_kernel`` (one block): walk the boxes in score order; box i is kept when its
-   bit in ``removed`` is clear, and then the block ORs row i of the mask into ``removed``,
-   one word per thread. ``syncthreads`` separates the steps. torchvision copies the whole
-   mask to the host for this loop; here it stays on the device.
+3. ``_sweep_kernel`` (one block): walk the boxes in score order, one word of 64 boxes at
+   a time. Thread 0 decides the 64 boxes in order from ``removed[w]`` and the mask's
+   diagonal word (staged in shared memory): box i is kept when its bit is clear, and its
+   row then clears the later boxes of the word. Then every thread ORs the kept rows into
+   one later word of ``removed`` each. Two ``syncthreads`` per word, not one per box
+   (torchvision's loop, ``gather_keep_from_mask``, syncs once per box); the mask and the
+   decisions never leave the device.
 
 The IoU is the shared float64 helper (``kernels/boxes/scalar.py``), so the kept indices
 equal the CPU's, ties included.
@@ -29,7 +32,7 @@ from scratchvision.kernels.cuda_support import launch_grid
 _iou = cuda.jit(device=True)(scalar.box_iou_scalar)
 
 BLOCK = 64                     # boxes per mask word (bits of a uint64)
-SWEEP_THREADS = 128
+SWEEP_THREADS = 256
 
 
 @cuda.jit
@@ -59,19 +62,37 @@ def _mask_kernel(boxes, iou_threshold, mask):
 
 
 @cuda.jit
-def _sweep_kernel(mask, removed, keep):
-    n, words = mask.shape
+def _sweep_kernel(mask, n, removed, keep):
+    """One block walks the mask one word (64 boxes) at a time."""
+    words = mask.shape[1]
     t = cuda.threadIdx.x
-    for i in range(n):
-        w = i // BLOCK
-        cuda.syncthreads()                   # the previous step's ORs are visible
-        # row i never sets its own bit, so every thread reads the same decision even if
-        # the owner of word w has already ORed row i into it
-        if (removed[w] >> uint64(i % BLOCK)) & uint64(1) == uint64(0):
-            if t == 0:
-                keep[i] = 1
-            for v in range(w + t, words, cuda.blockDim.x):
-                removed[v] |= mask[i, v]
+    diagonal = cuda.shared.array(BLOCK, uint64)      # rows of word w, at column w
+    kept_here = cuda.shared.array(1, uint64)         # which boxes of word w are kept
+    for w in range(words):
+        base = w * BLOCK
+        if t < BLOCK:
+            diagonal[t] = mask[base + t, w]
+        cuda.syncthreads()                   # staged; removed[w] has every earlier OR
+        if t == 0:                           # the 64 decisions in order, in registers
+            cur = removed[w]
+            kept = uint64(0)
+            for b in range(BLOCK):
+                if base + b < n and (cur >> uint64(b)) & uint64(1) == uint64(0):
+                    kept |= uint64(1) << uint64(b)
+                    keep[base + b] = 1
+                    cur |= diagonal[b]       # box b suppresses later boxes of word w
+            kept_here[0] = kept
+        cuda.syncthreads()
+        kept = kept_here[0]
+        # the kept rows suppress boxes of later words: one word per thread. All 64 rows
+        # are read (the mask has zero rows past n), masked by their kept bit, so the
+        # loads do not wait on one another.
+        for v in range(w + 1 + t, words, cuda.blockDim.x):
+            acc = removed[v]
+            for b in range(BLOCK):
+                acc |= mask[base + b, v] & (uint64(0) - ((kept >> uint64(b)) & uint64(1)))
+            removed[v] = acc
+        cuda.syncthreads()                   # before thread 0 reads removed[w + 1]
 
 
 def nms(boxes, scores, iou_threshold):
@@ -81,11 +102,11 @@ def nms(boxes, scores, iou_threshold):
     order = xp.argsort(-scores, kind="stable")   # by -score, then index (stable sort)
     sorted_boxes = xp.ascontiguousarray(boxes[order])
     words = (n + BLOCK - 1) // BLOCK
-    mask = xp.zeros((n, words), np.uint64)
+    mask = xp.zeros((words * BLOCK, words), np.uint64)   # rows past n stay 0
     launch_grid(_mask_kernel, (words, words), BLOCK, sorted_boxes, float(iou_threshold), mask)
     removed = xp.zeros(words, np.uint64)
     keep = xp.zeros(n, np.uint8)
-    launch_grid(_sweep_kernel, 1, SWEEP_THREADS, mask, removed, keep)
+    launch_grid(_sweep_kernel, 1, SWEEP_THREADS, mask, n, removed, keep)
     return order[xp.nonzero(keep)[0]].astype(np.int64)
 
 
