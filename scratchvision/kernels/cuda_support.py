@@ -72,6 +72,22 @@ def launch(kernel, n_items: int, *args) -> None:
     launch_grid(kernel, blocks, threads, *args)
 
 
+MAX_GRID_YZ = 65535                  # CUDA's limit on gridDim.y and gridDim.z
+
+
+def launch_planes(kernel, n_items: int, ny: int, nz: int, *args) -> None:
+    """Run ``kernel`` on a 3-D grid: one thread per item along x (``n_items`` of them, in
+    blocks of up to 256, a multiple of the warp size), one block row per y in ``range(ny)``
+    and z in ``range(nz)``. The kernel reads y and z from ``cuda.blockIdx``, so the
+    integer divisions that a flat index would need to recover them are gone; it should
+    loop ``for y in range(cuda.blockIdx.y, ny, cuda.gridDim.y)`` (likewise z) because
+    the grid is capped at 65535 along y and z."""
+    threads = min(THREADS, max(32, (n_items + 31) // 32 * 32))
+    blocks = (max(1, (n_items + threads - 1) // threads), max(1, min(ny, MAX_GRID_YZ)),
+              max(1, min(nz, MAX_GRID_YZ)))
+    launch_grid(kernel, blocks, threads, *args)
+
+
 def launch_grid(kernel, blocks, threads, *args) -> None:
     """Run ``kernel[blocks, threads]`` on the arrays' stream (see the module docstring)."""
     on_device = [is_cupy_array(a) for a in args]

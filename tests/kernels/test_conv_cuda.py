@@ -52,6 +52,27 @@ def test_cuda_kernels_match_reference_simulated(case, dtype):
 
 
 @pytest.mark.cudasim
+def test_cuda_column_kernels_loop_past_a_capped_grid_simulated(monkeypatch):
+    """The column kernels' grid is capped at 65535 images and channels (y and z); past
+    the cap each block loops. A cap of 1 makes every block loop over all of them."""
+    from scratchvision.kernels import cuda_support  # noqa: PLC0415
+    from scratchvision.kernels.conv import cuda  # noqa: PLC0415
+    monkeypatch.setattr(cuda_support, "MAX_GRID_YZ", 1)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 2, 5, 4))
+    W = rng.standard_normal((2, 2, 3, 2))
+    args = ((2, 1), (1, 1), (1, 2), 1)
+    y = R.conv2d_forward(x, W, None, *args)
+    gy = rng.standard_normal(y.shape)
+    assert_close(cuda.conv2d_forward(x, W, None, *args), y)
+    gx = R.conv2d_backward_input(gy, W, x.shape, *args)
+    assert_close(cuda.conv2d_backward_input(gy, W, x.shape, *args), gx)
+    assert_close(cuda.ATOMIC.conv2d_backward_input(gy, W, x.shape, *args), gx)
+    assert_close(cuda.conv2d_backward_weight(gy, x, W.shape, *args),
+                 R.conv2d_backward_weight(gy, x, W.shape, *args))
+
+
+@pytest.mark.cudasim
 def test_cuda_transposed_pointwise_with_output_padding_simulated():
     """A 1x1 stride-1 transposed conv whose output_padding makes the output larger than
     the input is not 'pointwise': the extra row gets only the bias."""

@@ -13,8 +13,10 @@ images). The price is one transposition of the *output* (``(Co, nb, P)`` to
 ``(nb, Co, P)``, fused with the bias) and of ``gy`` in the backward passes; both are
 ``R/Co`` times smaller than the column matrix (9x for a 3x3 kernel at ``C = Co``).
 
-**The unit of parallel work**, chosen so that the expensive integer divisions that turn
-a thread index into coordinates happen once per thread, not once per entry:
+**The unit of parallel work**, chosen so that few of the expensive (64-bit) integer
+divisions that turn a thread index into coordinates are needed: the column kernels run
+on a 3-D grid (``cuda_support.launch_planes``) whose y and z are the image and the
+channel, and each thread handles all the taps of its pixel:
 
 * ``im2col``: one thread per ``(c, n, p)`` (input channel, image, output pixel); it
   writes the ``kh*kw`` entries ``col[(c*kh + i)*kw + j, n, p] =
@@ -47,97 +49,93 @@ from numba import cuda
 from scratchvision.backend import get_array_module
 from scratchvision.kernels.conv._common import conv_output_size
 from scratchvision.kernels.conv.im2col import batch_chunk
-from scratchvision.kernels.cuda_support import launch
+from scratchvision.kernels.cuda_support import launch, launch_planes
 
 
 @cuda.jit
 def _im2col_kernel(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, col):
-    """col (C*kh*kw, nb, oh*ow): one thread per (c, n, p) writes its kh*kw entries."""
-    idx = cuda.grid(1)
+    """col (C*kh*kw, nb, oh*ow): one thread per (c, n, p) writes its kh*kw entries.
+    Grid (p blocks, n, c): ``launch_planes``."""
     nb, C, H, Wd = x.shape
-    P = oh * ow
-    if idx >= C * nb * P:                        # guard: the last block runs past the end
+    p = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x     # p = oy*ow + ox
+    if p >= oh * ow:                             # guard: the last block runs past the end
         return
-    # idx -> (c, n, p), p = oy*ow + ox
-    p = idx % P
-    n = (idx // P) % nb
-    c = idx // (P * nb)
     oy = p // ow
     y0 = oy * sh - ph                            # the input pixel of tap (0, 0)
     x0 = (p - oy * ow) * sw - pw
-    r = c * kh * kw
-    for i in range(kh):
-        iy = y0 + i * dh
-        for j in range(kw):
-            ix = x0 + j * dw
-            if 0 <= iy < H and 0 <= ix < Wd:
-                col[r, n, p] = x[n, c, iy, ix]
-            else:
-                col[r, n, p] = 0                 # zero padding
-            r += 1
+    for n in range(cuda.blockIdx.y, nb, cuda.gridDim.y):
+        for c in range(cuda.blockIdx.z, C, cuda.gridDim.z):
+            r = c * kh * kw
+            for i in range(kh):
+                iy = y0 + i * dh
+                for j in range(kw):
+                    ix = x0 + j * dw
+                    if 0 <= iy < H and 0 <= ix < Wd:
+                        col[r, n, p] = x[n, c, iy, ix]
+                    else:
+                        col[r, n, p] = 0         # zero padding
+                    r += 1
 
 
 @cuda.jit
 def _col2im_kernel(col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx):
-    """gx (nb, C, H, W): one thread per input pixel gathers the entries copied from it."""
-    idx = cuda.grid(1)
+    """gx (nb, C, H, W): one thread per input pixel gathers the entries copied from it.
+    Grid (pixel blocks, n, c): ``launch_planes``."""
     nb, C, H, Wd = gx.shape
-    if idx >= nb * C * H * Wd:
+    q = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x     # q = h*W + w
+    if q >= H * Wd:
         return
-    # idx -> (n, c, h, w)
-    w = idx % Wd
-    h = (idx // Wd) % H
-    c = (idx // (Wd * H)) % C
-    n = idx // (Wd * H * C)
-    acc = 0.0
-    for i in range(kh):
-        ty = h + ph - i * dh                     # = oy*sh if tap i of output row oy read h
-        if ty < 0:
-            break                                # ty only falls as i grows
-        oy = ty
-        if sh > 1:                               # (the same branch in every thread)
-            if ty % sh != 0:
-                continue
-            oy = ty // sh
-        if oy >= oh:
-            continue
-        for j in range(kw):
-            tx = w + pw - j * dw
-            if tx < 0:
-                break
-            ox = tx
-            if sw > 1:
-                if tx % sw != 0:
+    h = q // Wd
+    w = q - h * Wd
+    for n in range(cuda.blockIdx.y, nb, cuda.gridDim.y):
+        for c in range(cuda.blockIdx.z, C, cuda.gridDim.z):
+            acc = 0.0
+            for i in range(kh):
+                ty = h + ph - i * dh             # = oy*sh if tap i of output row oy read h
+                if ty < 0:
+                    break                        # ty only falls as i grows
+                oy = ty
+                if sh > 1:                       # (the same branch in every thread)
+                    if ty % sh != 0:
+                        continue
+                    oy = ty // sh
+                if oy >= oh:
                     continue
-                ox = tx // sw
-            if ox < ow:
-                acc += col[(c * kh + i) * kw + j, n, oy * ow + ox]
-    gx[n, c, h, w] = acc
+                for j in range(kw):
+                    tx = w + pw - j * dw
+                    if tx < 0:
+                        break
+                    ox = tx
+                    if sw > 1:
+                        if tx % sw != 0:
+                            continue
+                        ox = tx // sw
+                    if ox < ow:
+                        acc += col[(c * kh + i) * kw + j, n, oy * ow + ox]
+            gx[n, c, h, w] = acc
 
 
 @cuda.jit
 def _col2im_atomic_kernel(col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx):
-    """gx (nb, C, H, W), zeroed: one thread per (c, n, p) adds its kh*kw entries (atomic)."""
-    idx = cuda.grid(1)
+    """gx (nb, C, H, W), zeroed: one thread per (c, n, p) adds its kh*kw entries (atomic).
+    Grid (p blocks, n, c), as im2col."""
     nb, C, H, Wd = gx.shape
-    P = oh * ow
-    if idx >= C * nb * P:
+    p = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    if p >= oh * ow:
         return
-    # idx -> (c, n, p) and the taps' input pixels, as in im2col
-    p = idx % P
-    n = (idx // P) % nb
-    c = idx // (P * nb)
-    oy = p // ow
+    oy = p // ow                                 # the taps' input pixels, as in im2col
     y0 = oy * sh - ph
     x0 = (p - oy * ow) * sw - pw
-    r = c * kh * kw
-    for i in range(kh):
-        h = y0 + i * dh
-        for j in range(kw):
-            w = x0 + j * dw
-            if 0 <= h < H and 0 <= w < Wd:       # entries read from padding go nowhere
-                cuda.atomic.add(gx, (n, c, h, w), col[r, n, p])  # non-deterministic order
-            r += 1
+    for n in range(cuda.blockIdx.y, nb, cuda.gridDim.y):
+        for c in range(cuda.blockIdx.z, C, cuda.gridDim.z):
+            r = c * kh * kw
+            for i in range(kh):
+                h = y0 + i * dh
+                for j in range(kw):
+                    w = x0 + j * dw
+                    if 0 <= h < H and 0 <= w < Wd:   # entries read from padding go nowhere
+                        cuda.atomic.add(gx, (n, c, h, w), col[r, n, p])  # any order
+                    r += 1
 
 
 @cuda.jit
@@ -228,8 +226,8 @@ def _im2col(x, kh, kw, stride, padding, dilation, oh, ow, col):
     """Fill col (C*kh*kw, nb*oh*ow) from the images x (nb, C, H, W)."""
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     nb, C = x.shape[0], x.shape[1]
-    launch(_im2col_kernel, C * nb * oh * ow, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow,
-           col.reshape(col.shape[0], nb, oh * ow))
+    launch_planes(_im2col_kernel, oh * ow, nb, C, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow,
+                  col.reshape(col.shape[0], nb, oh * ow))
 
 
 def _transpose_gy(gy, n0, nb, gy_t):
@@ -299,11 +297,11 @@ def _backward_input(gy, W, x_shape, stride, padding, dilation, groups, atomic):
             xp.matmul(Wm[g].T, gy_t[g * Cog:(g + 1) * Cog], out=gcol[g * R:(g + 1) * R])
         gcol3 = gcol.reshape(C * kh * kw, nb, P)
         if atomic:
-            launch(_col2im_atomic_kernel, C * nb * P, gcol3, kh, kw, sh, sw, ph, pw, dh, dw,
-                   oh, ow, gx[n0:n0 + nb])
+            launch_planes(_col2im_atomic_kernel, P, nb, C, gcol3, kh, kw, sh, sw, ph, pw,
+                          dh, dw, oh, ow, gx[n0:n0 + nb])
         else:
-            launch(_col2im_kernel, nb * C * x_shape[2] * x_shape[3], gcol3, kh, kw, sh, sw,
-                   ph, pw, dh, dw, oh, ow, gx[n0:n0 + nb])
+            launch_planes(_col2im_kernel, x_shape[2] * x_shape[3], nb, C, gcol3, kh, kw, sh,
+                          sw, ph, pw, dh, dw, oh, ow, gx[n0:n0 + nb])
     return gx
 
 

@@ -6,15 +6,15 @@
   gradient gathers what every sample read from it. Bilinear weights are separable
   (``scalar.linear_weights_1d``): a sample at (ys, xs) gives pixel (h, w) the weight
   ``wy(h) * wx(w)``, the parts of its row and column interpolations that fall on h and
-  w. A RoI's sample rows are evenly spaced, ``ys_t = start_h + (t + 0.5) * bin_h /
-  grid_h`` for ``t = ph*grid_h + iy``, and only those within one pixel of h can touch it,
-  so the thread computes that range of t directly (``_samples_near``), likewise for the
-  columns, and adds ``gy[r, c, ph, pw] / count * wy * wx`` over the few (t, u) pairs.
-  It walks image n's RoIs in increasing r, reading each RoI's geometry and the rows and
-  columns its samples span from a table one small kernel computed first, and skips the
-  RoIs that cannot reach it with four comparisons. Each gx element is written by one thread in a fixed
-  order: the same bits on every run, no atomics, and 32 neighbouring pixels of a warp
-  walk the same RoIs.
+  w. Two small kernels first tabulate, per RoI, its geometry and, for every feature row
+  and column, the range of its sample rows ``t = ph*grid_h + iy`` (columns ``u``) whose
+  interpolation reads it (sample coordinates are monotonic in t, so these are ranges;
+  the candidates come from ``ys_t = start_h + (t + 0.5) * bin_h / grid_h`` by arithmetic,
+  ``_samples_near``, and each is checked with the forward's own helper). A pixel thread
+  walks image n's RoIs in increasing r, skips those whose row or column range is empty,
+  and adds ``gy[r, c, ph, pw] / count * wy * wx`` over the few (t, u) pairs left. Each
+  gx element is written by one thread in a fixed order: the same bits on every run, no
+  atomics, and the 32 neighbouring pixels of a warp walk the same RoIs.
 * ``roi_align_backward_atomic``: torchvision's scheme, one thread per ``gy`` element that
   scatters its samples' 4 corners with ``atomic.add``. The float sum order varies from
   run to run (non-deterministic); kept for comparison.
@@ -64,8 +64,7 @@ def _forward_kernel(x, rois, spatial_scale, sampling_ratio, aligned, y):
 
 @cuda.jit
 def _geometry_kernel(rois, spatial_scale, sampling_ratio, aligned, out_h, out_w, geo):
-    """geo[r] = (start_h, start_w, bin_h, bin_w, grid_h, grid_w, then the rows and columns
-    its samples span, one pixel wider each side: top, bottom, left, right) of RoI r."""
+    """geo[r] = (start_h, start_w, bin_h, bin_w, grid_h, grid_w) of RoI r: one thread each."""
     r = cuda.grid(1)
     if r >= rois.shape[0]:
         return
@@ -78,12 +77,6 @@ def _geometry_kernel(rois, spatial_scale, sampling_ratio, aligned, out_h, out_w,
     geo[r, 3] = bin_w
     geo[r, 4] = grid_h
     geo[r, 5] = grid_w
-    end_h = start_h + out_h * bin_h          # (bins may be negative: inverted RoIs)
-    end_w = start_w + out_w * bin_w
-    geo[r, 6] = min(start_h, end_h) - 1.0
-    geo[r, 7] = max(start_h, end_h) + 1.0
-    geo[r, 8] = min(start_w, end_w) - 1.0
-    geo[r, 9] = max(start_w, end_w) + 1.0
 
 
 @cuda.jit(device=True)
@@ -104,7 +97,45 @@ def _samples_near(pixel, start, step, n_samples):
 
 
 @cuda.jit
-def _backward_pixels_kernel(gy, rois, geo, gx):
+def _sample_ranges_kernel(geo, height, width, out_h, out_w, ranges):
+    """ranges[r, i] = (first, last) sample row t of RoI r whose interpolation reads
+    feature row i (i < height), or sample column u reading column i - height; (0, -1)
+    where none does. Sample coordinates are monotonic in t, so the readers of one row
+    are a range. One thread per (r, i)."""
+    k = cuda.grid(1)
+    lines = height + width
+    if k >= geo.shape[0] * lines:
+        return
+    r = k // lines                           # k -> (r, i)
+    i = k - r * lines
+    start, bin_size, grid, bins, size, pixel = geo[r, 0], geo[r, 2], int(geo[r, 4]), \
+        out_h, height, i
+    if i >= height:
+        start, bin_size, grid, bins, size, pixel = geo[r, 1], geo[r, 3], int(geo[r, 5]), \
+            out_w, width, i - height
+    first, last = 0, -1
+    if grid > 0:
+        # candidates by arithmetic, then each checked with the forward's own helper
+        t0, t1 = _samples_near(pixel, start, bin_size / grid, bins * grid)
+        b = t0 // grid                       # t -> (bin, sample in bin), counted up
+        s = t0 - b * grid
+        for t in range(t0, t1 + 1):
+            v = start + b * bin_size + (s + 0.5) * bin_size / grid   # as the forward
+            lo, hi, w_lo, w_hi, ok = _interp(v, size)
+            if ok and (lo == pixel or hi == pixel):
+                if last < 0:
+                    first = t
+                last = t
+            s += 1
+            if s == grid:
+                s = 0
+                b += 1
+    ranges[r, i, 0] = first
+    ranges[r, i, 1] = last
+
+
+@cuda.jit
+def _backward_pixels_kernel(gy, rois, geo, ranges, gx):
     k = cuda.grid(1)
     batch, channels, height, width = gx.shape
     if k >= batch * channels * height * width:
@@ -113,19 +144,18 @@ def _backward_pixels_kernel(gy, rois, geo, gx):
     h = (k // width) % height
     c = (k // (width * height)) % channels
     n = k // (width * height * channels)
-    out_h, out_w = gy.shape[2], gy.shape[3]
     acc = 0.0
     for r in range(rois.shape[0]):           # increasing r: a fixed sum order
-        if int(rois[r, 0]) != n or h < geo[r, 6] or h > geo[r, 7] or w < geo[r, 8] \
-                or w > geo[r, 9]:
-            continue                         # the RoI's samples stay away from (h, w)
+        if int(rois[r, 0]) != n:
+            continue
+        t0, t1 = ranges[r, h, 0], ranges[r, h, 1]
+        if t1 < t0:
+            continue                         # no sample row of RoI r reads row h
+        u0, u1 = ranges[r, height + w, 0], ranges[r, height + w, 1]
+        if u1 < u0:
+            continue
         start_h, start_w, bin_h, bin_w = geo[r, 0], geo[r, 1], geo[r, 2], geo[r, 3]
         grid_h, grid_w = int(geo[r, 4]), int(geo[r, 5])
-        if grid_h <= 0 or grid_w <= 0:
-            continue
-        # sample rows t = ph*grid_h + iy lie at start_h + (t + 0.5) * bin_h / grid_h
-        t0, t1 = _samples_near(h, start_h, bin_h / grid_h, out_h * grid_h)
-        u0, u1 = _samples_near(w, start_w, bin_w / grid_w, out_w * grid_w)
         count = max(grid_h * grid_w, 1)
         ph = t0 // grid_h                    # t -> (ph, iy), then counted up: no division
         iy = t0 - ph * grid_h
@@ -200,11 +230,15 @@ def roi_align_forward(x, rois, out_h, out_w, spatial_scale, sampling_ratio, alig
 def roi_align_backward(gy, rois, x_shape, spatial_scale, sampling_ratio, aligned):
     """Deterministic: gy (R, C, out_h, out_w) -> gx of shape x_shape."""
     xp = get_array_module(gy)
-    geo = xp.empty((rois.shape[0], 10), xp.float64)
-    launch(_geometry_kernel, rois.shape[0], rois, float(spatial_scale), int(sampling_ratio),
+    n_rois, height, width = rois.shape[0], x_shape[2], x_shape[3]
+    geo = xp.empty((n_rois, 6), xp.float64)
+    launch(_geometry_kernel, n_rois, rois, float(spatial_scale), int(sampling_ratio),
            bool(aligned), gy.shape[2], gy.shape[3], geo)
+    ranges = xp.empty((n_rois, height + width, 2), xp.int64)
+    launch(_sample_ranges_kernel, n_rois * (height + width), geo, height, width,
+           gy.shape[2], gy.shape[3], ranges)
     gx = xp.empty(x_shape, gy.dtype)
-    launch(_backward_pixels_kernel, gx.size, gy, rois, geo, gx)
+    launch(_backward_pixels_kernel, gx.size, gy, rois, geo, ranges, gx)
     return gx
 
 
