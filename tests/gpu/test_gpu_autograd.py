@@ -59,3 +59,30 @@ def test_training_step_matches_cpu():
     assert abs(results[0][0] - results[1][0]) < 1e-4
     for k, v in results[0][1].items():
         np.testing.assert_allclose(results[1][1][k], v, rtol=1e-3, atol=1e-4, err_msg=k)
+
+
+@pytest.mark.parametrize("cls, kw", [(nn.optim.Adam, dict(weight_decay=0.01)),
+                                     (nn.optim.AdamW, dict(amsgrad=True))])
+def test_adam_on_gpu_matches_cpu(cls, kw):
+    """The bucketed (flat) Adam on device parameters gives the CPU's parameters and
+    state, float32 and float64 buckets, over steps where one parameter misses a grad."""
+    rng = np.random.default_rng(3)
+    init = [rng.standard_normal((4, 3)), rng.standard_normal(5).astype(np.float32),
+            rng.standard_normal((2, 2))]
+    runs = []
+    for device in ("cpu", "cuda"):
+        params = [sv.tensor(a, device=device, requires_grad=True) for a in init]
+        opt = cls(params, lr=0.05, **kw)
+        grads = np.random.default_rng(4)
+        for step in range(4):
+            for i, p in enumerate(params):
+                g = grads.standard_normal(p.shape).astype(p.data.dtype)
+                p.grad = None if (step, i) == (1, 2) else p.xp.asarray(g)
+            opt.step()
+        runs.append(([p.numpy() for p in params], opt.state_dict()["state"]))
+    for cpu_p, gpu_p in zip(runs[0][0], runs[1][0]):
+        np.testing.assert_allclose(gpu_p, cpu_p, rtol=1e-5 if gpu_p.dtype == np.float32
+                                   else 1e-12)
+    for i, state in runs[0][1].items():
+        for name, value in state.items():
+            np.testing.assert_allclose(runs[1][1][i][name], value, rtol=1e-5, err_msg=name)

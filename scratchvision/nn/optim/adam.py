@@ -5,6 +5,13 @@
 
 Adam adds ``weight_decay * p`` to the gradient (L2); AdamW instead decays the weights
 directly, ``p = p * (1 - lr * weight_decay)``, before the Adam step.
+
+The update runs on all parameters of a bucket (same device, dtype and step count) at
+once, raveled into flat arrays, as PyTorch's ``foreach`` implementation does: on a GPU each
+array operation is a kernel launch, and a per-parameter loop launches ~13 per parameter
+(the small U-Net has 64 parameter tensors: ~830 launches, of the ~2000 its GPU training
+step made). The elementwise arithmetic, and so every bit of the result, is that of the
+per-parameter loop.
 """
 from __future__ import annotations
 
@@ -24,38 +31,91 @@ class Adam(Optimizer):
             raise ValueError(f"{type(self).__name__}: betas must be in [0, 1), got {betas}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay, amsgrad=amsgrad))
+        self._flat: dict[tuple, dict] = {}  # bucket's parameter ids -> flat moment arrays
 
     def step(self) -> None:
         for group in self.param_groups:
-            lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], \
-                group["weight_decay"]
+            # parameters on one device, of one dtype and at the same step count are
+            # updated together as one flat array: ~10 array operations per bucket
+            # instead of ~13 per parameter (each one a kernel launch on the GPU)
+            buckets: dict[tuple, list] = {}
             for p in self._params_with_grad(group):
-                g = p.grad
-                if wd and self._decoupled:
-                    p.data *= 1 - lr * wd
-                elif wd:
-                    g = g + wd * p.data
-                xp = p.xp
                 state = self.state.setdefault(id(p), {})
                 if not state:
                     state["step"] = 0
-                    state["exp_avg"] = xp.zeros_like(p.data)
-                    state["exp_avg_sq"] = xp.zeros_like(p.data)
-                    if group["amsgrad"]:
-                        state["max_exp_avg_sq"] = xp.zeros_like(p.data)
+                    for name in self._state_names(group):
+                        state[name] = p.xp.zeros_like(p.data)
                 state["step"] += 1
-                t = state["step"]
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m *= b1
-                m += (1 - b1) * g
-                v *= b2
-                v += (1 - b2) * g * g
-                if group["amsgrad"]:
-                    xp.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-                    v = state["max_exp_avg_sq"]
-                bias1, bias2 = 1 - b1 ** t, 1 - b2 ** t
-                denom = xp.sqrt(v) / math.sqrt(bias2) + eps
-                p.data -= (lr / bias1) * m / denom
+                key = (p.xp.__name__, _device_of(p.data), p.data.dtype.str, state["step"])
+                buckets.setdefault(key, []).append(p)
+            for (_, _, _, t), params in buckets.items():
+                self._update(group, params, t)
+
+    @staticmethod
+    def _state_names(group) -> tuple[str, ...]:
+        return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+
+    def _update(self, group, params, t: int) -> None:
+        lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], \
+            group["weight_decay"]
+        xp = params[0].xp
+        flat = self._flat_state(group, params)
+        p_flat = _concat(xp, [p.data for p in params])
+        g = _concat(xp, [p.grad for p in params])
+        if wd and self._decoupled:
+            p_flat *= 1 - lr * wd
+        elif wd:
+            g = g + wd * p_flat
+        m, v = flat["exp_avg"], flat["exp_avg_sq"]
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * g * g
+        if group["amsgrad"]:
+            xp.maximum(flat["max_exp_avg_sq"], v, out=flat["max_exp_avg_sq"])
+            v = flat["max_exp_avg_sq"]
+        bias1, bias2 = 1 - b1 ** t, 1 - b2 ** t
+        denom = xp.sqrt(v) / math.sqrt(bias2) + eps
+        p_flat -= (lr / bias1) * m / denom
+        offset = 0
+        for p in params:                     # write the new values back, one copy each
+            p.data[...] = p_flat[offset:offset + p.data.size].reshape(p.data.shape)
+            offset += p.data.size
+
+    def _flat_state(self, group, params) -> dict:
+        """The bucket's moments as flat arrays. Each parameter's ``state`` entries are
+        views into them, so ``state_dict`` and the per-parameter state read the same
+        numbers; when a view has been replaced (``load_state_dict``) or the bucket's
+        parameters changed, the flat arrays are rebuilt from the per-parameter state."""
+        key = tuple(id(p) for p in params)
+        names = self._state_names(group)
+        flat = self._flat.get(key)
+        if flat is not None and all(self.state[id(p)][name].base is flat[name]
+                                    for name in names for p in params):
+            return flat
+        xp = params[0].xp
+        flat = {}
+        for name in names:
+            flat[name] = buffer = _concat(xp, [self.state[id(p)][name] for p in params])
+            offset = 0
+            for p in params:
+                view = buffer[offset:offset + p.data.size].reshape(p.data.shape)
+                self.state[id(p)][name] = view
+                offset += p.data.size
+        self._flat[key] = flat
+        return flat
+
+
+def _concat(xp, arrays):
+    """The arrays raveled into one new flat array (a copy even for a single array)."""
+    if len(arrays) == 1:
+        return arrays[0].ravel().copy()
+    return xp.concatenate([a.ravel() for a in arrays])
+
+
+def _device_of(a):
+    device = getattr(a, "device", None)     # a CuPy array's GPU; NumPy arrays: "cpu"
+    return getattr(device, "id", str(device))
 
 
 class AdamW(Adam):
