@@ -82,9 +82,8 @@ def launch_planes(kernel, n_items: int, ny: int, nz: int, *args) -> None:
     integer divisions that a flat index would need to recover them are gone; it should
     loop ``for y in range(cuda.blockIdx.y, ny, cuda.gridDim.y)`` (likewise z) because
     the grid is capped at 65535 along y and z."""
-    threads = min(THREADS, max(32, (n_items + 31) // 32 * 32))
-    blocks = (max(1, (n_items + threads - 1) // threads), max(1, min(ny, MAX_GRID_YZ)),
-              max(1, min(nz, MAX_GRID_YZ)))
+    bx, threads = launch_config(n_items, min(THREADS, max(32, (n_items + 31) // 32 * 32)))
+    blocks = (bx, max(1, min(ny, MAX_GRID_YZ)), max(1, min(nz, MAX_GRID_YZ)))
     launch_grid(kernel, blocks, threads, *args)
 
 
@@ -134,7 +133,7 @@ def _launch_through_cupy(kernel, blocks, threads, args) -> bool:
     key = (kernel, kinds)
     function = _loaded.get(key, _MISSING)
     if function is _MISSING:
-        function = _loaded[key] = _load_through_cupy(kernel, args)
+        function = _loaded[key] = _load_through_cupy(kernel, args, kinds)
     if function is None:
         return False
     flat = []
@@ -170,8 +169,9 @@ def _dims(d):
     return d if isinstance(d, tuple) else (int(d),)
 
 
-def _load_through_cupy(kernel, args):
-    """Compile ``kernel`` for these arguments with Numba, load its PTX into CuPy."""
+def _load_through_cupy(kernel, args, kinds):
+    """Compile ``kernel`` for these arguments (of these ``_kind``s) with Numba, load its
+    PTX into CuPy."""
     import warnings  # noqa: PLC0415
 
     import cupy  # noqa: PLC0415
@@ -179,8 +179,9 @@ def _load_through_cupy(kernel, args):
     from numba import cuda  # noqa: PLC0415
     try:
         signature = tuple(
-            numba.types.Array(numba.from_dtype(a.dtype), a.ndim, _kind(a)[3])
-            if is_cupy_array(a) else numba.typeof(_kind(a)[1](a)) for a in args)
+            numba.types.Array(numba.from_dtype(kind[1]), kind[2], kind[3])
+            if kind[0] == "array" else numba.typeof(kind[1](a))
+            for a, kind in zip(args, kinds))
         compiled = kernel.compile(signature)
         if getattr(compiled, "debug", False) or getattr(compiled, "cooperative", False):
             return None              # Numba's launch handles their extra machinery

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 from numba import cuda
 
 from scratchvision.backend import get_array_module
@@ -207,19 +208,20 @@ def _use_direct(W_shape, groups) -> bool:
 
 
 class _Workspace:
-    """The column matrix (and a matrix of the output's size) for chunks of ``chunk``
-    images: ``rows`` x ``nb*P`` views of flat buffers, so that every view is contiguous."""
+    """The column matrix (and a matrix of the output's size) for chunks of ``chunk`` of
+    the ``n_images`` images: ``rows`` x ``nb*P`` views of flat buffers, so that every view
+    is contiguous."""
 
-    def __init__(self, xp, dtype, rows, out_rows, P, n_images, itemsize):
-        self.chunk = batch_chunk(rows * P * itemsize, n_images)
-        self.rows, self.out_rows, self.P = rows, out_rows, P
+    def __init__(self, xp, dtype, rows, out_rows, P, n_images):
+        self.chunk = batch_chunk(rows * P * np.dtype(dtype).itemsize, n_images)
+        self.rows, self.out_rows, self.P, self.n_images = rows, out_rows, P, n_images
         self.col = xp.empty(rows * self.chunk * P, dtype)
         self.out = xp.empty(out_rows * self.chunk * P, dtype)
 
-    def chunks(self, n_images):
+    def chunks(self):
         """(n0, nb, col (rows, nb*P), out (out_rows, nb*P)) per chunk of images."""
-        for n0 in range(0, n_images, self.chunk):
-            nb = min(self.chunk, n_images - n0)
+        for n0 in range(0, self.n_images, self.chunk):
+            nb = min(self.chunk, self.n_images - n0)
             yield (n0, nb, self.col[:self.rows * nb * self.P].reshape(self.rows, nb * self.P),
                    self.out[:self.out_rows * nb * self.P].reshape(self.out_rows, nb * self.P))
 
@@ -255,8 +257,8 @@ def conv2d_forward(x, W, b, stride, padding, dilation, groups):
         return y
     G, Cog, R, P = groups, Co // groups, Cg * kh * kw, oh * ow
     Wm = W.reshape(G, Cog, R)
-    ws = _Workspace(xp, x.dtype, C * kh * kw, Co, P, N, x.itemsize)
-    for n0, nb, col, out in ws.chunks(N):
+    ws = _Workspace(xp, x.dtype, C * kh * kw, Co, P, N)
+    for n0, nb, col, out in ws.chunks():
         _im2col(x[n0:n0 + nb], kh, kw, stride, padding, dilation, oh, ow, col)
         for g in range(G):       # (Cog, R) @ (R, nb*P): rows g*Cog.. of the output
             xp.matmul(Wm[g], col[g * R:(g + 1) * R], out=out[g * Cog:(g + 1) * Cog])
@@ -292,8 +294,8 @@ def _backward_input(gy, W, x_shape, stride, padding, dilation, groups, atomic):
     gx = (xp.zeros if atomic else xp.empty)(x_shape, gy.dtype)
     G, Cog, R, P = groups, Co // groups, Cg * kh * kw, oh * ow
     Wm = W.reshape(G, Cog, R)
-    ws = _Workspace(xp, gy.dtype, C * kh * kw, Co, P, N, gy.itemsize)
-    for n0, nb, gcol, gy_t in ws.chunks(N):
+    ws = _Workspace(xp, gy.dtype, C * kh * kw, Co, P, N)
+    for n0, nb, gcol, gy_t in ws.chunks():
         _transpose_gy(gy, n0, nb, gy_t)
         for g in range(G):       # (R, Cog) @ (Cog, nb*P): the column gradient of group g
             xp.matmul(Wm[g].T, gy_t[g * Cog:(g + 1) * Cog], out=gcol[g * R:(g + 1) * R])
@@ -315,8 +317,8 @@ def conv2d_backward_weight(gy, x, W_shape, stride, padding, dilation, groups):
     oh, ow = gy.shape[2], gy.shape[3]
     G, Cog, R, P = groups, Co // groups, Cg * kh * kw, oh * ow
     gW = xp.empty((Co, R), x.dtype)
-    ws = _Workspace(xp, x.dtype, C * kh * kw, Co, P, N, x.itemsize)
-    for n0, nb, col, gy_t in ws.chunks(N):
+    ws = _Workspace(xp, x.dtype, C * kh * kw, Co, P, N)
+    for n0, nb, col, gy_t in ws.chunks():
         _im2col(x[n0:n0 + nb], kh, kw, stride, padding, dilation, oh, ow, col)
         _transpose_gy(gy, n0, nb, gy_t)
         for g in range(G):       # (Cog, nb*P) @ (nb*P, R); cuBLAS reads col^T in place
