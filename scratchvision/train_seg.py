@@ -1,14 +1,14 @@
 """Training and evaluation of the segmenters on Shapes: the ``train-seg``, ``eval-seg`` and
 ``demo`` commands.
 
-One epoch: shuffle the training images with a generator seeded by (seed, epoch), flip a
-random half horizontally, and for each batch run forward, pixel-wise cross-entropy,
-backward and an optimiser step; the learning rate follows linear warm-up then cosine
-decay, stepped per iteration. After each epoch: mean IoU on the val split, one JSON line
-in ``log.jsonl``, and a checkpoint (model, optimiser, scheduler, the global random state).
-``--resume`` loads that checkpoint and continues with exactly the same batches and
-random numbers, so the loss curve equals an uninterrupted run's. At the end: the weights
-(``model.npz``), a PNG grid image / ground truth / prediction and a training-curve plot.
+This file holds what is particular to segmentation on Shapes: the data (generated once,
+normalised), the batches (each epoch shuffles the training images with a generator
+seeded by (seed, epoch) and flips a random half horizontally), the model (by name and
+size preset), the metric (mean IoU on the val split) and the pictures. The loop itself -
+pixel-wise cross-entropy from ``model.loss`` (``nets/segmenter.py``), warm-up + cosine
+learning rate per iteration, ``log.jsonl``, checkpoints and exact ``--resume`` - is the
+shared ``scratchvision.trainer.Trainer``. At the end: the weights (``model.npz``),
+``result.json``, a PNG grid image / ground truth / prediction and a training-curve plot.
 """
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ import numpy as np
 
 import scratchvision as sv
 from scratchvision import nn
-from scratchvision.autograd.factories import default_generator
 from scratchvision.data.shapes import Shapes
 from scratchvision.eval.segmentation import evaluate_segmentation
 from scratchvision.nets import SEGMENTERS, build_segmenter
-from scratchvision.nets.unet import center_crop
+from scratchvision.nets.segmenter import center_crop
+from scratchvision.trainer import Trainer
 
 MEAN = np.array([0.5, 0.5, 0.5], np.float32)
 STD = np.array([0.25, 0.25, 0.25], np.float32)
@@ -69,13 +69,9 @@ def normalise(images_uint8: np.ndarray) -> np.ndarray:
 
 def predict(model: nn.Module, images: np.ndarray, batch_size: int = 32,
             device: str = "cpu") -> np.ndarray:
-    """Label maps (N, H', W') for normalised images (N, 3, H, W)."""
-    model.eval()
-    out = []
-    with sv.no_grad():
-        for i in range(0, len(images), batch_size):
-            logits = model(sv.tensor(images[i:i + batch_size], device=device))
-            out.append(logits.argmax(dim=1).numpy())
+    """Label maps (N, H', W') for normalised images (N, 3, H, W), ``batch_size`` at a time."""
+    out = [model.predict(sv.tensor(images[i:i + batch_size], device=device))
+           for i in range(0, len(images), batch_size)]
     return np.concatenate(out) if out else np.zeros((0,) + images.shape[2:], np.int64)
 
 
@@ -84,43 +80,31 @@ def evaluate(model, images, labels, num_classes, batch_size=32, device="cpu") ->
     return evaluate_segmentation(pred, center_crop(labels, *pred.shape[-2:]), num_classes)
 
 
-def _checkpoint_save(path: Path, model, opt, sched, epoch: int, history: list) -> None:
-    arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
-    ostate = opt.state_dict()
-    for i, s in ostate["state"].items():
-        for k, v in s.items():
-            arrays[f"optim/{i}/{k}"] = np.asarray(v)
-    meta = {"epoch": epoch, "history": history,
-            "optim_groups": ostate["param_groups"], "sched": sched.state_dict(),
-            "rng": default_generator().bit_generator.state}
-    arrays["meta"] = np.array(json.dumps(meta, default=float))
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    tmp.replace(path)  # atomic: a crash never leaves half a checkpoint
+def shuffled_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
+                     device: str = "cpu"):
+    """``batches(epoch)`` for the Trainer: the images shuffled by a generator seeded with
+    (seed, epoch), a random half flipped horizontally (image and label map together), in
+    batches of ``batch_size`` (the last incomplete one dropped); each item is
+    ``(images Tensor on device, label maps (B, H, W) int64)``."""
+    steps = max(1, len(images) // batch_size)
 
+    def batches(epoch: int):
+        rng = np.random.default_rng([seed, epoch])
+        order = rng.permutation(len(images))
+        flips = rng.random(len(images)) < 0.5
+        for step in range(steps):
+            idx = np.sort(order[step * batch_size:(step + 1) * batch_size])
+            xb, yb, flip = images[idx], labels[idx], flips[idx]
+            xb = np.where(flip[:, None, None, None], xb[..., ::-1], xb)
+            yb = np.where(flip[:, None, None], yb[..., ::-1], yb)
+            yield sv.tensor(np.ascontiguousarray(xb), device=device), yb
 
-def _checkpoint_load(path: Path, model, opt, sched):
-    with np.load(path, allow_pickle=False) as data:
-        meta = json.loads(str(data["meta"]))
-        model.load_state_dict({k[6:]: data[k] for k in data.files if k.startswith("model/")})
-        state: dict = {}
-        for k in data.files:
-            if k.startswith("optim/"):
-                _, i, name = k.split("/", 2)
-                value = data[k]
-                state.setdefault(int(i), {})[name] = int(value) if name == "step" else value
-    opt.load_state_dict({"state": state, "param_groups": meta["optim_groups"]})
-    sched.load_state_dict(meta["sched"])
-    default_generator().bit_generator.state = meta["rng"]
-    return meta["epoch"], meta["history"]
+    return batches, steps
 
 
 def train(args: argparse.Namespace) -> dict:
     """Train a segmenter; returns the history and final metrics (also written to disk)."""
-    from tqdm import tqdm  # noqa: PLC0415
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     sv.manual_seed(args.seed)
     num_classes = Shapes.num_classes
     t_data = time.perf_counter()
@@ -132,66 +116,22 @@ def train(args: argparse.Namespace) -> dict:
     data_seconds = time.perf_counter() - t_data
     model = build_segmenter(args.model, num_classes, **model_kwargs(args.model, args.size))
     model.to(args.device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if args.optimizer == "adam":
-        opt = nn.optim.Adam(params, lr=args.lr, weight_decay=args.weight_decay)
-    else:
-        opt = nn.optim.SGD(params, lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
-    steps_per_epoch = max(1, len(train_x) // args.batch_size)
-    total = steps_per_epoch * args.epochs
-    warm = min(steps_per_epoch, total // 10 + 1)
-    sched = nn.optim.lr_scheduler.SequentialLR(
-        opt, [nn.optim.lr_scheduler.LinearLR(opt, 0.1, 1.0, warm),
-              nn.optim.lr_scheduler.CosineAnnealingLR(opt, max(total - warm, 1), args.lr * 0.01)],
-        milestones=[warm])
-    ckpt = out / "checkpoint.npz"
-    start_epoch, history = 0, []
-    if args.resume:
-        if not ckpt.exists():
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
-        start_epoch, history = _checkpoint_load(ckpt, model, opt, sched)
-    log = open(out / "log.jsonl", "a" if args.resume else "w")
-    t0 = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)
-    stop = args.epochs if getattr(args, "stop_after", None) is None else min(
-        args.epochs, start_epoch + args.stop_after)
-    for epoch in range(start_epoch, stop):
-        model.train()
-        rng = np.random.default_rng([args.seed, epoch])
-        order = rng.permutation(len(train_x))
-        flips = rng.random(len(train_x)) < 0.5
-        losses = []
-        bar = tqdm(range(steps_per_epoch), desc=f"{args.model} epoch {epoch + 1}/{args.epochs}",
-                   disable=args.quiet, mininterval=1.0)
-        for step in bar:
-            idx = np.sort(order[step * args.batch_size:(step + 1) * args.batch_size])
-            xb, yb = train_x[idx], train_y[idx]
-            flip = flips[idx]
-            xb = np.where(flip[:, None, None, None], xb[..., ::-1], xb)
-            yb = np.where(flip[:, None, None], yb[..., ::-1], yb)
-            logits = model(sv.tensor(np.ascontiguousarray(xb), device=args.device))
-            yb = center_crop(yb, *logits.shape[-2:])
-            loss = sv.functional.cross_entropy(logits, np.ascontiguousarray(yb))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-        metrics = evaluate(model, val_x, val_y, num_classes, args.batch_size, args.device)
-        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "losses": losses,
-                  "val_miou": metrics["miou"], "val_pixel_acc": metrics["pixel_acc"],
-                  "val_iou": [float(v) for v in metrics["iou"]],
-                  "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
-        history.append(record)
-        log.write(json.dumps(record) + "\n")
-        log.flush()
-        if not args.quiet:
-            print(f"epoch {epoch + 1}: loss {record['loss']:.4f}  val mIoU "
-                  f"{metrics['miou']:.4f}  pixel acc {metrics['pixel_acc']:.4f}  "
-                  f"({record['seconds']:.0f} s)", flush=True)
-        _checkpoint_save(ckpt, model, opt, sched, epoch + 1, history)
-    log.close()
-    nn.save(model, out / "model.npz")
+    batches, steps_per_epoch = shuffled_batches(train_x, train_y, args.batch_size, args.seed,
+                                                args.device)
+
+    def val_metrics(model) -> dict:
+        m = evaluate(model, val_x, val_y, num_classes, args.batch_size, args.device)
+        return {"val_miou": m["miou"], "val_pixel_acc": m["pixel_acc"],
+                "val_iou": [float(v) for v in m["iou"]]}
+
+    settings = {k: getattr(args, k) for k in ("data", "model", "size", "image_size",
+                                              "train_images", "val_images", "batch_size",
+                                              "seed")}
+    trainer = Trainer(model, batches, steps_per_epoch, args.epochs, out,
+                      optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
+                      evaluate=val_metrics, metric="val_miou", quiet=args.quiet,
+                      desc=args.model, settings=settings)
+    history = trainer.fit(resume=args.resume, stop_after=getattr(args, "stop_after", None))
     result = {"model": args.model, "size": args.size, "parameters": model.num_parameters(),
               "epochs": args.epochs, "train_images": args.train_images,
               "val_images": args.val_images, "image_size": args.image_size,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from scratchvision import functional as F
 from scratchvision import nn
+from scratchvision.nets.segmenter import Segmenter
 from scratchvision.nets.vgg import ConvClassifier, VGGBackbone
 
 
@@ -22,7 +23,7 @@ def deconv_bn_relu(c_in: int, c_out: int, batch_norm: bool = True) -> nn.Sequent
     return nn.Sequential(*layers)
 
 
-class DeconvNet(nn.Module):
+class DeconvNet(Segmenter, nn.Module):
     """Encoder with pooling switches, fc6/fc7 as convs, mirrored unpool + deconv decoder."""
 
     def __init__(self, num_classes: int, in_channels: int = 3, widths=(16, 32, 64, 96, 128),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from scratchvision import functional as F
 from scratchvision import nn
+from scratchvision.nets.segmenter import Segmenter
 from scratchvision.nets.vgg import VGGBackbone, conv_bn_relu
 
 
@@ -58,7 +59,7 @@ class ContextModule(nn.Module):
         return F.relu(self.final(x))
 
 
-class DilatedNet(nn.Module):
+class DilatedNet(Segmenter, nn.Module):
     """Front end (output stride 8) + context module + bilinear upsampling."""
 
     def __init__(self, num_classes: int, in_channels: int = 3, widths=(16, 32, 64, 96, 128),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from scratchvision import functional as F
 from scratchvision import nn
+from scratchvision.nets.segmenter import Segmenter
 from scratchvision.nets.vgg import ConvClassifier, VGGBackbone
 
 
@@ -44,7 +45,7 @@ def upsampler(channels: int, factor: int, learnable: bool = True) -> nn.ConvTran
     return up
 
 
-class FCN(nn.Module):
+class FCN(Segmenter, nn.Module):
     """FCN-32s/16s/8s over a ``VGGBackbone``.
 
     Parameters

@@ -11,13 +11,15 @@ inputs divisible by 2**depth; other sizes are handled by cropping/padding the sk
 ``padding='valid'`` is the paper's original: unpadded convs shrink each map by 2 pixels
 per conv, the skip map is centre-cropped to the upsampled map's size before
 concatenation, and the output is smaller than the input (572 -> 388 in the paper);
-``output_size(h, w)`` tells by how much, and training crops the target to match.
+``output_size(h, w)`` tells by how much, and ``loss`` (``segmenter.Segmenter``) crops the
+target to match.
 """
 from __future__ import annotations
 
 import scratchvision as sv
 from scratchvision import nn
 from scratchvision.nets.fcn import crop_like
+from scratchvision.nets.segmenter import Segmenter, center_crop
 
 
 def double_conv(c_in: int, c_out: int, padding: int, batch_norm: bool) -> nn.Sequential:
@@ -30,14 +32,7 @@ def double_conv(c_in: int, c_out: int, padding: int, batch_norm: bool) -> nn.Seq
     return nn.Sequential(*layers)
 
 
-def center_crop(x, height: int, width: int):
-    """The central height x width window of the last two dims (a Tensor or an array)."""
-    h, w = x.shape[-2:]
-    top, left = (h - height) // 2, (w - width) // 2
-    return x[..., top:top + height, left:left + width]
-
-
-class UNet(nn.Module):
+class UNet(Segmenter, nn.Module):
     """U-Net with ``depth`` poolings and ``base`` channels at the first level."""
 
     def __init__(self, num_classes: int, in_channels: int = 3, base: int = 16, depth: int = 4,

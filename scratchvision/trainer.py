@@ -1,0 +1,394 @@
+"""The one training loop every model uses: a loss dict in, checkpoints, exact resume, a log.
+
+A task (``train_seg.py``, a detection task) builds the data, the model and the metric and
+hands them to ``Trainer``; the trainer owns everything between them.
+
+The contract
+------------
+- ``model.loss(images, targets, **extras) -> dict[str, Tensor]``: the scalar loss terms
+  (detectron2's loss dict). The trainer minimises their sum, taken in the dict's order
+  (with one term the sum *is* that tensor, so no bit changes), and logs each term.
+- ``batches(epoch) -> iterable`` of per-step items ``(images, targets)`` or
+  ``(images, targets, extras)``, already in the form and on the device the model wants
+  (the trainer moves no data). It must be a pure function of the epoch - the task seeds
+  its own generator with ``(seed, epoch)`` for shuffling and augmentation - so that a
+  resumed run sees the same batches. The trainer takes the first ``steps_per_epoch``
+  items (an endless iterable is fine; one that runs out sooner is an error).
+- ``evaluate(model) -> dict`` (optional): metrics named by the task (``"val_miou"``),
+  floats or lists of floats, logged as they are.
+
+One epoch
+---------
+``model.train()``; for each step: ``terms = model.loss(...)``, ``total = sum(terms)``,
+``zero_grad``, ``total.backward()``, a finite check of the terms (``FloatingPointError``
+naming the epoch, the step and every term's value, before the optimiser can apply a
+non-finite update), optional clipping of the global gradient norm
+(``nn.clip_grad_norm_``), ``opt.step()``, ``sched.step()``. The learning rate warms up
+linearly from ``0.1 lr`` over ``warmup_iters`` iterations (default ``min(steps_per_epoch,
+total // 10 + 1)``) and then follows a cosine to ``lr * min_lr_ratio`` at the last
+iteration, stepped per iteration. A tqdm bar shows the running mean of the last 20 totals.
+Then ``evaluate(model)``, one JSON line appended to ``out/log.jsonl``::
+
+    {"epoch": 3, "loss": mean total, "losses": [total of each step], "loss_ce": mean term,
+     ...metrics..., "lr": lr after the epoch, "seconds": cumulative wall time,
+     "best_epoch": .., "best_<metric>": ..}    # the last two with ``metric`` set
+
+(a term named ``"loss_x"`` is logged under that name, any other name ``n`` as
+``"loss_n"``), a printed summary line, ``out/best.npz`` when ``metrics[metric]`` improved
+(higher is better) and the checkpoint. At the end of ``fit``: ``out/model.npz``.
+
+Checkpoint format
+-----------------
+``out/checkpoint.npz``, a plain ``numpy.savez`` archive (no pickle), written to a
+temporary file and renamed, so a crash never leaves half a checkpoint:
+
+- ``model/<dotted name>``: every parameter and buffer (``model.state_dict()``);
+- ``optim/<parameter index>/<state name>``: the optimiser's per-parameter state (Adam's
+  ``step``, ``exp_avg``, ``exp_avg_sq``; SGD's ``momentum_buffer``);
+- ``meta``: one JSON string with ``epoch`` (epochs done), ``history`` (every log record
+  so far), ``optim_groups`` (hyper-parameters of the parameter groups), ``sched`` (the
+  scheduler's state), ``rng`` (the bit-generator state of
+  ``scratchvision.autograd.factories.default_generator``: dropout, random init),
+  ``best`` (``{"value", "epoch"}`` or null), ``settings`` (the task's dict) and
+  ``trainer`` (this trainer's own hyper-parameters).
+
+Exact resume
+------------
+``fit(resume=True)`` first compares the checkpoint's ``settings`` and ``trainer``
+hyper-parameters with the current ones and refuses (``ValueError`` listing the keys
+that differ) when they disagree; then it restores the weights, the optimiser, the
+scheduler, the global random state, the history and the best value, rewrites
+``log.jsonl`` from the history (so an epoch logged but not checkpointed before a crash
+is not logged twice) and continues at the next epoch. The batches are a function of the
+epoch and every other random number comes from the restored generator, so the loss
+curve and the final weights equal those of an uninterrupted run, bit for bit.
+``fit(stop_after=N)`` stops after N epochs of this run, as if interrupted.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from itertools import islice
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from scratchvision import nn
+from scratchvision.autograd import Tensor
+from scratchvision.autograd.factories import default_generator
+
+CHECKPOINT, LOG, BEST, FINAL = "checkpoint.npz", "log.jsonl", "best.npz", "model.npz"
+
+
+class Trainer:
+    """Train ``model`` on ``batches`` for ``epochs`` epochs, writing to the folder ``out``.
+
+    Parameters
+    ----------
+    model : an ``nn.Module`` with ``loss(images, targets, **extras) -> dict[str, Tensor]``,
+        already on its device
+    batches : ``batches(epoch) -> iterable`` of ``(images, targets[, extras])``, a pure
+        function of the epoch
+    steps_per_epoch : items taken from ``batches(epoch)`` each epoch (the schedule's unit)
+    epochs : epochs of the whole run
+    out : folder for ``log.jsonl``, ``checkpoint.npz``, ``best.npz``, ``model.npz``
+    optimizer : 'adam' (``nn.optim.Adam(lr, weight_decay)``) or 'sgd'
+        (``nn.optim.SGD(lr, momentum, weight_decay)``)
+    lr, weight_decay, momentum : the optimiser's
+    warmup_iters : iterations of linear warm-up from ``0.1 lr`` (None:
+        ``min(steps_per_epoch, total // 10 + 1)``)
+    min_lr_ratio : the cosine ends at ``lr * min_lr_ratio``
+    clip_grad_norm : clip the global gradient 2-norm to this before each step (None: off)
+    evaluate : ``evaluate(model) -> dict`` of metrics, after every epoch (None: none)
+    metric : a key of ``evaluate``'s dict; higher is better; its best epoch's weights go to
+        ``best.npz``
+    quiet : no progress bar and no printed lines
+    desc : prefix of the progress bar and of the printed lines (e.g. the model's name)
+    settings : JSON-able dict of the task's choices (data, model, seed, ...), stored in the
+        checkpoint; resuming with different settings is refused
+    params : the parameters to optimise (default: the model's that require grad)
+    """
+
+    def __init__(self, model, batches: Callable[[int], Iterable], steps_per_epoch: int,
+                 epochs: int, out, *, optimizer: str = "adam", lr: float = 3e-3,
+                 weight_decay: float = 1e-4, momentum: float = 0.9,
+                 warmup_iters: int | None = None, min_lr_ratio: float = 0.01,
+                 clip_grad_norm: float | None = None, evaluate=None, metric: str | None = None,
+                 quiet: bool = False, desc: str = "", settings: dict | None = None,
+                 params=None) -> None:
+        if not callable(getattr(model, "loss", None)):
+            raise TypeError(f"Trainer: the model ({type(model).__name__}) needs a "
+                            "loss(images, targets, **extras) -> dict[str, Tensor] method")
+        if int(steps_per_epoch) != steps_per_epoch or steps_per_epoch < 1:
+            raise ValueError(f"Trainer: steps_per_epoch must be an int >= 1, "
+                             f"got {steps_per_epoch!r}")
+        if int(epochs) != epochs or epochs < 0:
+            raise ValueError(f"Trainer: epochs must be an int >= 0, got {epochs!r}")
+        if optimizer not in ("adam", "sgd"):
+            raise ValueError(f"Trainer: optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+        if metric is not None and evaluate is None:
+            raise ValueError(f"Trainer: metric={metric!r} needs an evaluate function")
+        if clip_grad_norm is not None and not clip_grad_norm > 0:
+            raise ValueError(f"Trainer: clip_grad_norm must be > 0, got {clip_grad_norm!r}")
+        self.model, self.batches, self.evaluate = model, batches, evaluate
+        self.steps_per_epoch, self.epochs = int(steps_per_epoch), int(epochs)
+        self.out = Path(out)
+        self.metric, self.quiet, self.desc = metric, quiet, desc
+        self.clip_grad_norm = clip_grad_norm
+        # as JSON will give it back from the checkpoint (tuples -> lists, Paths -> str)
+        self.settings = json.loads(json.dumps(_jsonable(settings or {}), default=str))
+        self.params = ([p for p in model.parameters() if p.requires_grad] if params is None
+                       else list(params))
+        if optimizer == "adam":
+            self.optimizer = nn.optim.Adam(self.params, lr=lr, weight_decay=weight_decay)
+        else:
+            self.optimizer = nn.optim.SGD(self.params, lr=lr, momentum=momentum,
+                                          weight_decay=weight_decay)
+        total = self.steps_per_epoch * self.epochs
+        warm = min(self.steps_per_epoch, total // 10 + 1) if warmup_iters is None else \
+            int(warmup_iters)
+        if warm < 0:
+            raise ValueError(f"Trainer: warmup_iters must be >= 0, got {warmup_iters!r}")
+        sched = nn.optim.lr_scheduler
+        self.scheduler = sched.SequentialLR(
+            self.optimizer, [sched.LinearLR(self.optimizer, 0.1, 1.0, warm),
+                             sched.CosineAnnealingLR(self.optimizer, max(total - warm, 1),
+                                                     lr * min_lr_ratio)],
+            milestones=[warm])
+        # the trainer's own choices: a resumed run must make the same ones
+        self.hyper = _jsonable(dict(optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+                                    momentum=momentum, warmup_iters=warm,
+                                    min_lr_ratio=min_lr_ratio, clip_grad_norm=clip_grad_norm,
+                                    steps_per_epoch=self.steps_per_epoch, epochs=self.epochs,
+                                    metric=metric))
+        self.history: list[dict] = []
+        self.best: dict | None = None          # {"value": ..., "epoch": ...}
+        self.epoch = 0                         # epochs done
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, resume: bool = False, stop_after: int | None = None) -> list[dict]:
+        """Train (or continue, with ``resume``) and return the history, one dict per epoch.
+
+        ``stop_after``: stop after that many epochs of this call, as if interrupted.
+        """
+        if stop_after is not None and (int(stop_after) != stop_after or stop_after < 0):
+            raise ValueError(f"Trainer.fit: stop_after must be an int >= 0, got {stop_after!r}")
+        self.out.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self.load_checkpoint(self.out / CHECKPOINT)
+        else:
+            self.epoch, self.history, self.best = 0, [], None
+        with open(self.out / LOG, "w") as log:   # the history is the truth: rewrite it
+            for record in self.history:
+                log.write(json.dumps(record) + "\n")
+            log.flush()
+            t0 = time.perf_counter() - (self.history[-1]["seconds"] if self.history else 0.0)
+            stop = self.epochs if stop_after is None else min(self.epochs,
+                                                              self.epoch + int(stop_after))
+            while self.epoch < stop:
+                record = self._epoch(self.epoch)
+                record["seconds"] = time.perf_counter() - t0
+                self.epoch += 1
+                self.history.append(record)
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                if not self.quiet:
+                    print(self._summary(record), flush=True)
+                self.save_checkpoint(self.out / CHECKPOINT)
+        nn.save(self.model, self.out / FINAL)
+        return self.history
+
+    def _epoch(self, epoch: int) -> dict:
+        """Train one epoch, evaluate, keep the best weights; the epoch's log record."""
+        from tqdm import tqdm  # noqa: PLC0415
+        self.model.train()
+        totals: list[float] = []
+        terms: dict[str, list[float]] = {}
+        bar = tqdm(islice(self.batches(epoch), self.steps_per_epoch),
+                   total=self.steps_per_epoch, disable=self.quiet, mininterval=1.0,
+                   desc=f"{self.desc + ' ' if self.desc else ''}epoch {epoch + 1}/{self.epochs}")
+        for step, item in enumerate(bar):
+            images, targets, extras = _unpack(item, epoch, step)
+            total, values = self._step(images, targets, extras, epoch, step)
+            totals.append(total)
+            for name, value in values.items():
+                terms.setdefault(name, []).append(value)
+            bar.set_postfix(loss=f"{np.mean(totals[-20:]):.4f}")
+        bar.close()
+        if len(totals) < self.steps_per_epoch:
+            raise ValueError(f"Trainer: batches({epoch}) gave {len(totals)} items, "
+                             f"steps_per_epoch is {self.steps_per_epoch}")
+        record: dict[str, Any] = {"epoch": epoch + 1, "loss": float(np.mean(totals)),
+                                  "losses": totals}
+        for name, values in terms.items():
+            record[_log_name(name)] = float(np.mean(values))
+        if self.evaluate is not None:
+            metrics = _jsonable(dict(self.evaluate(self.model)))
+            clash = sorted(set(metrics) & (set(record) | {"lr", "seconds", "best_epoch"}))
+            if clash:
+                raise ValueError(f"Trainer: evaluate() returned keys {clash} that the log "
+                                 "uses itself; name them differently (e.g. 'val_...')")
+            record.update(metrics)
+        record["lr"] = self.optimizer.param_groups[0]["lr"]
+        if self.metric is not None:
+            self._keep_best(record, epoch)
+        return record
+
+    def _step(self, images, targets, extras: dict, epoch: int, step: int):
+        """One optimisation step; the total and each term's value (Python floats)."""
+        losses = self.model.loss(images, targets, **extras)
+        if not isinstance(losses, dict) or not losses or not all(
+                isinstance(v, Tensor) and v.numel() == 1 for v in losses.values()):
+            raise TypeError(f"Trainer: model.loss must return a non-empty dict of scalar "
+                            f"Tensors, got {_describe(losses)}")
+        total = None
+        for value in losses.values():          # the dict's order; one term: that very tensor
+            total = value if total is None else total + value
+        self.optimizer.zero_grad()
+        total.backward()
+        values = {name: float(v.item()) for name, v in losses.items()}
+        total_value = values[next(iter(values))] if len(values) == 1 else float(total.item())
+        if not math.isfinite(total_value):
+            raise FloatingPointError(
+                f"Trainer: the loss is not finite at epoch {epoch + 1}, step {step + 1}: "
+                f"total {total_value}, " + ", ".join(f"{k} {v}" for k, v in values.items()))
+        if self.clip_grad_norm is not None:
+            nn.clip_grad_norm_(self.params, self.clip_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        return total_value, values
+
+    def _keep_best(self, record: dict, epoch: int) -> None:
+        if self.metric not in record:
+            raise KeyError(f"Trainer: metric {self.metric!r} is not among the keys evaluate() "
+                           f"returned: {sorted(k for k in record if k != 'losses')}")
+        value = float(record[self.metric])
+        if not math.isnan(value) and (self.best is None or value > self.best["value"]):
+            self.best = {"value": value, "epoch": epoch + 1}
+            _atomic_savez(self.out / BEST, self.model.state_dict())
+        if self.best is not None:
+            record["best_epoch"] = self.best["epoch"]
+            record[f"best_{self.metric}"] = self.best["value"]
+
+    def _summary(self, record: dict) -> str:
+        """'unet epoch 3/10: loss 0.1234  val_miou 0.5678  (12 s)'."""
+        parts = [f"loss {record['loss']:.4f}"]
+        skip = {"epoch", "loss", "losses", "lr", "seconds", "best_epoch"}
+        term_keys = [k for k in record if k.startswith("loss_")]
+        if len(term_keys) > 1:
+            parts += [f"{k} {record[k]:.4f}" for k in term_keys]
+        parts += [f"{k} {v:.4f}" for k, v in record.items()
+                  if k not in skip and k not in term_keys and isinstance(v, (int, float))]
+        parts.append(f"lr {record['lr']:.3g}")
+        head = f"{self.desc + ' ' if self.desc else ''}epoch {record['epoch']}/{self.epochs}"
+        return f"{head}: " + "  ".join(parts) + f"  ({record['seconds']:.0f} s)"
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, path) -> None:
+        """Model, optimiser, scheduler, random state, epoch, history, best, settings."""
+        arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
+        ostate = self.optimizer.state_dict()
+        for i, s in ostate["state"].items():
+            for k, v in s.items():
+                arrays[f"optim/{i}/{k}"] = np.asarray(v)
+        meta = {"epoch": self.epoch, "history": self.history,
+                "optim_groups": ostate["param_groups"], "sched": self.scheduler.state_dict(),
+                "rng": default_generator().bit_generator.state, "best": self.best,
+                "settings": self.settings, "trainer": self.hyper}
+        arrays["meta"] = np.array(json.dumps(meta, default=float))
+        _atomic_savez(Path(path), arrays)
+
+    def load_checkpoint(self, path) -> None:
+        """Restore what ``save_checkpoint`` wrote, after checking the settings agree."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"resume: no checkpoint at {path}")
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            differ = _differences(meta.get("settings"), self.settings) | _differences(
+                meta.get("trainer"), self.hyper)
+            if differ:
+                raise ValueError(f"resume: the checkpoint at {path} was written with other "
+                                 f"settings; these differ: {', '.join(sorted(differ))} ("
+                                 + "; ".join(_explain(k, meta, self) for k in sorted(differ))
+                                 + ")")
+            model_state = {k[6:]: data[k] for k in data.files if k.startswith("model/")}
+            state: dict = {}
+            for k in data.files:
+                if k.startswith("optim/"):
+                    _, i, name = k.split("/", 2)
+                    value = data[k]
+                    state.setdefault(int(i), {})[name] = int(value) if name == "step" else value
+        self.model.load_state_dict(model_state)
+        self.optimizer.load_state_dict({"state": state, "param_groups": meta["optim_groups"]})
+        self.scheduler.load_state_dict(meta["sched"])
+        default_generator().bit_generator.state = meta["rng"]
+        self.epoch, self.history, self.best = meta["epoch"], meta["history"], meta.get("best")
+
+
+def _unpack(item, epoch: int, step: int):
+    """(images, targets, extras) from a batches() item of two or three entries."""
+    if isinstance(item, (tuple, list)) and len(item) in (2, 3):
+        extras = item[2] if len(item) == 3 else {}
+        if isinstance(extras, dict):
+            return item[0], item[1], extras
+    raise TypeError(f"Trainer: batches({epoch}) item {step} must be (images, targets) or "
+                    f"(images, targets, extras_dict), got {_describe(item)}")
+
+
+def _log_name(term: str) -> str:
+    return term if term.startswith("loss_") else f"loss_{term}"
+
+
+def _jsonable(obj):
+    """Plain JSON types: numpy scalars -> Python numbers, arrays and tuples -> lists."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if hasattr(obj, "get") and hasattr(obj, "shape"):      # a CuPy array or scalar
+        return _jsonable(obj.get())
+    return obj
+
+
+def _differences(saved: dict | None, current: dict) -> set[str]:
+    saved = saved or {}
+    return {k for k in set(saved) | set(current) if saved.get(k, _MISSING) != current.get(
+        k, _MISSING)}
+
+
+def _explain(key: str, meta: dict, trainer: Trainer) -> str:
+    for saved, now in ((meta.get("settings") or {}, trainer.settings),
+                       (meta.get("trainer") or {}, trainer.hyper)):
+        if key in saved or key in now:
+            if saved.get(key, _MISSING) != now.get(key, _MISSING):
+                return f"{key}: checkpoint {saved.get(key, '<absent>')!r}, now " \
+                       f"{now.get(key, '<absent>')!r}"
+    return key
+
+
+_MISSING = object()
+
+
+def _describe(obj) -> str:
+    if isinstance(obj, dict):
+        return "{" + ", ".join(f"{k!r}: {_describe(v)}" for k, v in obj.items()) + "}"
+    if isinstance(obj, Tensor):
+        return f"Tensor of shape {obj.shape}"
+    if isinstance(obj, (tuple, list)):
+        return f"a {type(obj).__name__} of {len(obj)}"
+    return type(obj).__name__
+
+
+def _atomic_savez(path: Path, arrays: dict) -> None:
+    """np.savez to a temporary file, then rename: a crash never leaves half a file."""
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    tmp.replace(path)
