@@ -7,6 +7,8 @@ gradcheck [op ...]   check every registered op's backward against float64 centra
 demo                 train a small segmenter on the built-in Shapes data (the README's
                      main job), print val mIoU, write a prediction grid
 train-seg / eval-seg train or evaluate a segmenter (see ``--help`` of each)
+train-det / eval-det train or evaluate a detector: sliding_window, rcnn, fast_rcnn
+detect               draw a detector's boxes on images and write COCO results JSON
 """
 from __future__ import annotations
 
@@ -64,9 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_training_commands(sub) -> None:
-    """Register train-seg, eval-seg and demo."""
-    from scratchvision import train_seg  # noqa: PLC0415
+    """Register train-seg, eval-seg, demo, train-det, eval-det and detect."""
+    from scratchvision import train_det, train_seg  # noqa: PLC0415
     train_seg.add_commands(sub)
+    train_det.add_commands(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ from scratchvision.nets.unet import UNet
 from scratchvision.nets.vgg import ConvClassifier, VGGBackbone
 
 SEGMENTERS = ("fcn32s", "fcn16s", "fcn8s", "deconvnet", "dilated", "unet")
+DETECTORS = ("sliding_window", "rcnn", "fast_rcnn")
 
 
 def build_segmenter(name: str, num_classes: int, **kwargs):
@@ -21,5 +22,24 @@ def build_segmenter(name: str, num_classes: int, **kwargs):
     raise ValueError(f"unknown segmenter {name!r}; choose from {SEGMENTERS}")
 
 
-__all__ = ["SEGMENTERS", "ContextModule", "ConvClassifier", "DeconvNet", "DilatedNet", "FCN",
+def build_detector(name: str, num_classes: int, size: str = "small", **kwargs):
+    """A detector by name (``DETECTORS``) at a width preset (each model file's ``SIZES``);
+    ``kwargs`` override the preset and reach the model's constructor."""
+    if name == "fast_rcnn":
+        from scratchvision.nets import fast_rcnn as module  # noqa: PLC0415
+        cls = module.FastRCNN
+    elif name == "rcnn":
+        from scratchvision.nets import rcnn as module  # noqa: PLC0415
+        cls = module.RCNN
+    elif name == "sliding_window":
+        from scratchvision.nets import sliding_window as module  # noqa: PLC0415
+        cls = module.SlidingWindowDetector
+    else:
+        raise ValueError(f"unknown detector {name!r}; choose from {DETECTORS}")
+    if size not in module.SIZES:
+        raise ValueError(f"size must be one of {tuple(module.SIZES)}, got {size!r}")
+    return cls(num_classes, **dict(module.SIZES[size], **kwargs))
+
+
+__all__ = ["DETECTORS", "SEGMENTERS", "build_detector", "ContextModule", "ConvClassifier", "DeconvNet", "DilatedNet", "FCN",
            "UNet", "VGGBackbone", "build_segmenter", "fcn8s", "fcn16s", "fcn32s"]

@@ -1,0 +1,110 @@
+"""Images into a detector: normalisation, and batching of images of different sizes.
+
+A detector takes a batch of images as one ``(N, 3, H, W)`` array, but real images differ
+in size. ``batch_images`` pads each image at the bottom and the right (so pixel
+coordinates, and therefore boxes, stay where they were) to a common size rounded *up* to
+a multiple of ``size_divisor`` (a backbone of total stride 8 then maps pixel (x, y) to
+feature cell (x / 8, y / 8) exactly, with no partial cell at the border), and keeps each
+image's true ``(height, width)`` so that proposals and detections are clipped to the real
+image, never to the padding::
+
+    image i: h_i x w_i        batch: H = ceil(max_i h_i / d) * d,  W likewise
+    batch[i, :, :h_i, :w_i] = image i,  the rest = 0 (the mean colour after normalising)
+
+This is torchvision's ``ImageList`` / ``GeneralizedRCNNTransform.batch_images``.
+
+Normalisation: uint8 RGB ``(H, W, 3)`` -> float32 ``(3, H, W)``, ``(x / 255 - mean) / std``
+per channel, with the mean and std the segmenters use, and its inverse for pictures and for
+proposal methods that need the original pixels (Selective Search).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from scratchvision.autograd import Tensor
+from scratchvision.backend import get_array_module
+
+MEAN = np.array([0.5, 0.5, 0.5], np.float32)
+STD = np.array([0.25, 0.25, 0.25], np.float32)
+
+
+def normalise(images_uint8: np.ndarray) -> np.ndarray:
+    """uint8 (N, H, W, 3) or (H, W, 3) -> float32 (N, 3, H, W) or (3, H, W)."""
+    a = np.asarray(images_uint8)
+    if a.dtype != np.uint8 or a.ndim not in (3, 4) or a.shape[-1] != 3:
+        raise ValueError(f"normalise: expected uint8 (..., H, W, 3) RGB images, got "
+                         f"{a.dtype} {a.shape}")
+    x = (a.astype(np.float32) / 255.0 - MEAN) / STD
+    return np.ascontiguousarray(np.moveaxis(x, -1, -3))
+
+
+def denormalise(images) -> np.ndarray:
+    """float (N, 3, H, W) or (3, H, W) normalised -> uint8 (N, H, W, 3) or (H, W, 3)."""
+    a = images.numpy() if isinstance(images, Tensor) else np.asarray(
+        images.get() if hasattr(images, "get") else images)
+    if a.ndim not in (3, 4) or a.shape[-3] != 3:
+        raise ValueError(f"denormalise: expected (..., 3, H, W) images, got {a.shape}")
+    x = np.moveaxis(a, -3, -1) * STD + MEAN
+    return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
+
+
+@dataclass
+class ImageList:
+    """A padded batch ``tensors`` (N, 3, H, W) and each image's true ``image_sizes``."""
+
+    tensors: Tensor
+    image_sizes: list
+
+    def __len__(self) -> int:
+        return len(self.image_sizes)
+
+
+def batch_images(images, size_divisor: int = 1) -> ImageList:
+    """Stack images of possibly different sizes into one zero-padded batch.
+
+    Parameters
+    ----------
+    images : a (N, 3, H, W) array or Tensor (all of one size), or a list of (3, H_i, W_i)
+        arrays/Tensors (NumPy or CuPy, all on one device).
+    size_divisor : the padded height and width are rounded up to a multiple of this.
+
+    Returns
+    -------
+    ImageList with a (N, 3, H, W) Tensor and ``image_sizes`` [(h_i, w_i), ...].
+    """
+    if int(size_divisor) != size_divisor or size_divisor < 1:
+        raise ValueError(f"batch_images: size_divisor must be an integer >= 1, got "
+                         f"{size_divisor!r}")
+    d = int(size_divisor)
+    if isinstance(images, ImageList):
+        return images
+    if isinstance(images, Tensor) or hasattr(images, "ndim"):
+        data = images.data if isinstance(images, Tensor) else images
+        if data.ndim != 4 or data.shape[1] != 3:
+            raise ValueError(f"images must be (N, 3, H, W), got {tuple(data.shape)}")
+        n, _, h, w = data.shape
+        if h % d == 0 and w % d == 0:
+            t = images if isinstance(images, Tensor) else Tensor(data)
+            return ImageList(t, [(int(h), int(w))] * n)
+        images = [data[i] for i in range(n)]
+    images = [im.data if isinstance(im, Tensor) else im for im in images]
+    if not images:
+        raise ValueError("batch_images: no images")
+    for i, im in enumerate(images):
+        if im.ndim != 3 or im.shape[0] != 3:
+            raise ValueError(f"images[{i}] must be (3, H, W), got {tuple(im.shape)}")
+        if im.shape[1] < 1 or im.shape[2] < 1:
+            raise ValueError(f"images[{i}] is empty: {tuple(im.shape)}")
+        if im.dtype != images[0].dtype or type(im) is not type(images[0]):
+            raise ValueError(f"images[{i}] is {type(im).__name__} {im.dtype}, images[0] "
+                             f"{type(images[0]).__name__} {images[0].dtype}: all must match")
+    xp = get_array_module(images[0])
+    sizes = [(int(im.shape[1]), int(im.shape[2])) for im in images]
+    hp = -(-max(h for h, _ in sizes) // d) * d
+    wp = -(-max(w for _, w in sizes) // d) * d
+    batch = xp.zeros((len(images), 3, hp, wp), dtype=images[0].dtype)
+    for i, im in enumerate(images):
+        batch[i, :, :im.shape[1], :im.shape[2]] = im
+    return ImageList(Tensor(batch), sizes)

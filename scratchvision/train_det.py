@@ -1,0 +1,422 @@
+"""Training, evaluation and inference of the detectors on Shapes: the ``train-det``,
+``eval-det`` and ``detect`` commands.
+
+Data: a split of Shapes is generated once into memory (uint8 images, per-image targets
+``boxes`` (K, 4) pixel-edge x1y1x2y2, ``labels`` 1..3, ``areas`` the visible mask sizes
+for COCO's area ranges); models that read proposals (R-CNN, Fast R-CNN) get the split's
+Selective Search boxes from the proposal cache (``nets/detection/proposal_cache.py``),
+computed once in worker processes.
+
+One epoch (through the shared ``Trainer``): a permutation and a flip decision per image
+from a generator seeded by (seed, epoch); each step takes ``batch_size`` images, flips
+the chosen ones left-right together with their boxes and proposals
+(``x1' = W - x2, x2' = W - x1``), and calls ``model.loss(images, targets[, proposals=])``.
+After each epoch the model predicts the val split and the VOC mAP@0.5 is logged;
+``best.npz`` keeps the best epoch's weights. After the last epoch a model with a second,
+non-gradient stage (R-CNN's SVMs and box regressors) runs ``finish_training`` on the whole
+training split. Then the final evaluation writes ``result.json`` (VOC area and 07 mAP,
+COCO AP, per-class AP, test-time ms per image), ``pr_curves.png``, ``detections.png`` and
+``training_curves.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+import scratchvision as sv
+from scratchvision import nn
+from scratchvision.data.shapes import Shapes
+from scratchvision.eval.detection import coco_ground_truth, coco_results, evaluate_detections
+from scratchvision.nets import DETECTORS, build_detector
+from scratchvision.nets.detection import proposal_cache
+from scratchvision.nets.detection.images import normalise
+
+# Per-model training defaults (the results table's settings); every flag overrides them.
+DEFAULTS = {
+    "fast_rcnn": dict(epochs=8, batch_size=2, lr=1e-3, optimizer="adam", weight_decay=1e-4),
+    "rcnn": dict(epochs=6, batch_size=8, lr=2e-3, optimizer="adam", weight_decay=1e-4),
+    "sliding_window": dict(epochs=8, batch_size=8, lr=2e-3, optimizer="adam",
+                           weight_decay=1e-4),
+}
+
+
+def load_split(split: str, num_images: int, image_size: int, seed: int,
+               progress: bool = True) -> tuple[np.ndarray, list]:
+    """uint8 images (N, H, W, 3) and targets [{boxes, labels, areas, image_id}, ...]."""
+    ds = Shapes(split, num_images, image_size=image_size, seed=seed)
+    images = np.empty((num_images, image_size, image_size, 3), np.uint8)
+    targets = []
+    items = range(num_images)
+    if progress:
+        from tqdm import tqdm  # noqa: PLC0415
+        items = tqdm(items, desc=f"generating {split}", leave=False, mininterval=1.0)
+    for i in items:
+        image, t = ds[i]
+        images[i] = image
+        targets.append({"boxes": t["boxes"], "labels": t["labels"],
+                        "areas": t["masks"].reshape(len(t["boxes"]), -1).sum(axis=1),
+                        "image_id": i})
+    return images, targets
+
+
+def flip_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
+    """Mirror x1y1x2y2 boxes left-right in an image ``width`` pixels wide."""
+    out = np.array(boxes, np.float32, copy=True).reshape(-1, 4)
+    out[:, 0], out[:, 2] = width - boxes[:, 2], width - boxes[:, 0]
+    return out
+
+
+def get_proposals(split: str, args, progress: bool) -> tuple[list, float]:
+    key = proposal_cache.cache_key(split, _num_images(args, split), args.image_size, args.seed,
+                                   args.proposals)
+    return proposal_cache.load_or_compute(key, workers=args.workers, progress=progress)
+
+
+def _num_images(args, split: str) -> int:
+    return args.train_images if split == "train" else args.val_images
+
+
+def predict_split(model, images: np.ndarray, proposals, batch_size: int, device: str,
+                  progress: bool = False) -> list:
+    """Predictions (host arrays) for normalised images (N, 3, H, W), in batches."""
+    from tqdm import tqdm  # noqa: PLC0415
+    model.eval()
+    out = []
+    steps = range(0, len(images), batch_size)
+    for i in tqdm(steps, desc="predicting", disable=not progress, leave=False,
+                  mininterval=1.0):
+        x = sv.tensor(images[i:i + batch_size], device=device)
+        extra = {} if proposals is None else {"proposals": proposals[i:i + batch_size]}
+        for p in model.predict(x, **extra):
+            out.append({k: v.numpy() for k, v in p.items()})
+    return out
+
+
+def _image_sizes(images: np.ndarray) -> list:
+    return [tuple(images.shape[-2:])] * len(images)
+
+
+def evaluate(model, images, targets, proposals, batch_size, device) -> dict:
+    preds = predict_split(model, images, proposals, batch_size, device)
+    m = evaluate_detections(preds, targets, [t["image_id"] for t in targets],
+                            _image_sizes(images), Shapes.classes)
+    return {"val_map": m["map"], "val_map07": m["map07"], "val_coco_ap": m["coco"]["AP"],
+            "val_ap": m["ap"][1:]}
+
+
+def time_predict(model, images, proposals, device: str, repeats: int = 1) -> float:
+    """Median milliseconds per image of ``predict`` on one image at a time."""
+    times = []
+    n = min(len(images), 50)
+    model.eval()
+    for i in range(n):
+        x = sv.tensor(images[i:i + 1], device=device)
+        extra = {} if proposals is None else {"proposals": proposals[i:i + 1]}
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            model.predict(x, **extra)
+        times.append((time.perf_counter() - t0) / repeats)
+    return 1000.0 * float(np.median(times)) if times else float("nan")
+
+
+def time_proposals(images_uint8: np.ndarray, strategy: str, n: int = 20) -> float:
+    """Median milliseconds of Selective Search on one image (one thread)."""
+    from scratchvision.proposals.selective_search import SelectiveSearch  # noqa: PLC0415
+    ss = SelectiveSearch(strategy, num_threads=1)
+    ss(images_uint8[0])                                  # compile / warm up
+    times = []
+    for im in images_uint8[:n]:
+        t0 = time.perf_counter()
+        ss(im)
+        times.append(time.perf_counter() - t0)
+    return 1000.0 * float(np.median(times))
+
+
+def _fill_defaults(args) -> None:
+    for k, v in DEFAULTS[args.model].items():
+        if getattr(args, k, None) is None:
+            setattr(args, k, v)
+
+
+def _settings(args) -> dict:
+    keys = ("model", "size", "image_size", "train_images", "val_images", "seed", "epochs",
+            "batch_size", "lr", "optimizer", "weight_decay", "proposals", "pooler")
+    return {k: getattr(args, k, None) for k in keys}
+
+
+def _model_kwargs(args) -> dict:
+    return {"pooler": args.pooler} if args.model == "fast_rcnn" and args.pooler else {}
+
+
+def train(args: argparse.Namespace) -> dict:
+    """Train a detector; returns the result dict (also written to OUT/result.json)."""
+    from scratchvision.trainer import Trainer  # noqa: PLC0415
+    _fill_defaults(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    progress = not args.quiet
+    sv.manual_seed(args.seed)
+    t_data = time.perf_counter()
+    train_u8, train_t = load_split("train", args.train_images, args.image_size, args.seed,
+                                   progress)
+    val_u8, val_t = load_split("val", args.val_images, args.image_size, args.seed, progress)
+    train_x, val_x = normalise(train_u8), normalise(val_u8)
+    data_seconds = time.perf_counter() - t_data
+    model = build_detector(args.model, Shapes.num_classes, args.size, **_model_kwargs(args))
+    uses_proposals = getattr(model, "uses_proposals", False)
+    proposal_seconds = 0.0
+    train_p = val_p = None
+    if uses_proposals:
+        train_p, s1 = get_proposals("train", args, progress)
+        val_p, s2 = get_proposals("val", args, progress)
+        proposal_seconds = s1 + s2
+    model.to(args.device)
+    n, width = len(train_x), args.image_size
+    steps = max(1, n // args.batch_size)
+
+    def batches(epoch: int):
+        rng = np.random.default_rng([args.seed, epoch])
+        order = rng.permutation(n)
+        flips = rng.random(n) < 0.5
+        for step in range(steps):
+            idx = order[step * args.batch_size:(step + 1) * args.batch_size]
+            x = train_x[idx]
+            x = np.where(flips[idx][:, None, None, None], x[..., ::-1], x)
+            targets, props = [], []
+            for i in idx:
+                t = train_t[i]
+                boxes = flip_boxes(t["boxes"], width) if flips[i] else t["boxes"]
+                targets.append({"boxes": boxes, "labels": t["labels"]})
+                if uses_proposals:
+                    props.append(flip_boxes(train_p[i], width) if flips[i] else train_p[i])
+            x = sv.tensor(np.ascontiguousarray(x), device=args.device)
+            yield (x, targets, {"proposals": props}) if uses_proposals else (x, targets)
+
+    trainer = Trainer(
+        model, batches, steps, args.epochs, out, optimizer=args.optimizer, lr=args.lr,
+        weight_decay=args.weight_decay, clip_grad_norm=args.clip_grad_norm,
+        evaluate=lambda m: evaluate(m, val_x, val_t, val_p, args.eval_batch_size, args.device),
+        metric="val_map", quiet=args.quiet, desc=args.model, settings=_settings(args))
+    history = trainer.fit(resume=args.resume, stop_after=args.stop_after)
+    if len(history) < args.epochs:                     # interrupted on purpose (--stop-after)
+        return {"history": history, "stopped_after": len(history)}
+    t_finish = time.perf_counter()
+    if hasattr(model, "finish_training"):
+        model.finish_training(train_x, train_t, train_p, progress=progress)
+        nn.save(model, out / "model.npz")
+    finish_seconds = time.perf_counter() - t_finish
+    result = final_evaluation(model, val_u8, val_x, val_t, val_p, out, args)
+    result.update({
+        "model": args.model, "size": args.size, "parameters": model.num_parameters(),
+        "settings": _settings(args), "epochs": args.epochs, "train_images": args.train_images,
+        "val_images": args.val_images, "image_size": args.image_size,
+        "minutes": (history[-1]["seconds"] if history else 0.0) / 60,
+        "finish_minutes": finish_seconds / 60, "data_seconds": data_seconds,
+        "proposal_seconds": proposal_seconds, "history": history})
+    (out / "result.json").write_text(json.dumps(result, indent=1, default=float))
+    if not args.quiet:
+        print(f"{args.model}: val mAP@0.5 {result['val_map']:.4f} (VOC07 "
+              f"{result['val_map07']:.4f}), COCO AP {result['val_coco_ap']:.4f}, "
+              f"{result['ms_per_image']:.1f} ms/image; results in {out}", flush=True)
+    if not args.no_pictures and history:
+        from scratchvision.viz import plots  # noqa: PLC0415
+        keys = [k for k in ("loss", "loss_classifier", "loss_box_reg", "val_map", "lr")
+                if k in history[-1]]
+        plots.plot_training_curves(out / "log.jsonl", keys=keys,
+                                   path=out / "training_curves.png",
+                                   title=f"{args.model} on Shapes")
+    return result
+
+
+def final_evaluation(model, val_u8, val_x, val_t, val_p, out: Path, args) -> dict:
+    """Metrics, test-time speed and pictures of the trained model on the val split."""
+    preds = predict_split(model, val_x, val_p, args.eval_batch_size, args.device,
+                          progress=not args.quiet)
+    m = evaluate_detections(preds, val_t, [t["image_id"] for t in val_t], _image_sizes(val_x),
+                            Shapes.classes)
+    ms = time_predict(model, val_x, val_p, args.device)
+    result = {"val_map": m["map"], "val_map07": m["map07"], "val_coco_ap": m["coco"]["AP"],
+              "val_coco": {k: v for k, v in m["coco"].items() if isinstance(v, float)},
+              "val_ap": dict(zip(Shapes.classes[1:], m["ap"][1:])),
+              "val_ap07": dict(zip(Shapes.classes[1:], m["ap07"][1:])),
+              "ms_per_image": ms}
+    if getattr(model, "uses_proposals", False):
+        result["proposal_ms_per_image"] = time_proposals(val_u8, args.proposals)
+    if not args.no_pictures:
+        from scratchvision.viz import plots  # noqa: PLC0415
+        plots.plot_pr_curves(m["precision"][1:], m["recall"][1:], m["ap"][1:],
+                             class_names=Shapes.classes[1:], path=out / "pr_curves.png",
+                             title=f"{args.model}: precision-recall on Shapes val "
+                                   f"(mAP@0.5 {m['map']:.3f})")
+        save_detection_grid(val_u8[:8], preds[:8], out / "detections.png")
+    return result
+
+
+def save_detection_grid(images_u8, preds, path, score_thresh: float = 0.5) -> Path:
+    """A grid of images with their labelled detections above ``score_thresh``."""
+    from scratchvision.viz.draw import draw_boxes, save_image_grid  # noqa: PLC0415
+    pictures = [draw_boxes(im, p["boxes"], p["labels"], p["scores"], Shapes.classes,
+                           score_thresh=score_thresh) for im, p in zip(images_u8, preds)]
+    return save_image_grid(pictures, path, nrow=4)
+
+
+def _load_model(args):
+    model = build_detector(args.model, Shapes.num_classes, args.size, **_model_kwargs(args))
+    state = nn.load(args.weights)
+    try:
+        model.load_state_dict(state)
+    except (KeyError, ValueError) as e:
+        hint = ""
+        result = Path(args.weights).with_name("result.json")
+        if result.exists():
+            s = json.loads(result.read_text()).get("settings", {})
+            hint = (f" (the weights were trained with --model {s.get('model')} --size "
+                    f"{s.get('size')})")
+        raise SystemExit(f"{args.weights} does not fit --model {args.model} --size "
+                         f"{args.size}{hint}: {e}") from None
+    model.to(args.device)
+    return model
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    model = _load_model(args)
+    n = args.val_images
+    u8, targets = load_split(args.split, n, args.image_size, args.seed, not args.quiet)
+    x = normalise(u8)
+    props = None
+    if getattr(model, "uses_proposals", False):
+        key = proposal_cache.cache_key(args.split, n, args.image_size, args.seed, args.proposals)
+        props, _ = proposal_cache.load_or_compute(key, args.workers, not args.quiet)
+    preds = predict_split(model, x, props, args.eval_batch_size, args.device, not args.quiet)
+    m = evaluate_detections(preds, targets, [t["image_id"] for t in targets],
+                            _image_sizes(x), Shapes.classes)
+    ms = time_predict(model, x, props, args.device)
+    ap = {"voc": m["ap"], "voc07": m["ap07"]}.get(args.metric)
+    if args.metric == "coco":
+        c = m["coco"]
+        print("COCO  " + "  ".join(f"{k} {c[k]:.4f}" for k in
+                                   ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")))
+        ap = list(c["per_class_ap"])
+        ap = [float("nan")] + ap
+    print(f"{args.split}: VOC mAP@0.5 {m['map']:.4f}  VOC07 mAP {m['map07']:.4f}  "
+          f"COCO AP {m['coco']['AP']:.4f}  ({ms:.1f} ms/image, {1000 / ms:.1f} images/s)")
+    print(f"per-class AP ({args.metric}):")
+    for name, a in zip(Shapes.classes[1:], ap[1:]):
+        print(f"  {name:<10} {a:.4f}")
+    if args.out:
+        from scratchvision.viz import plots  # noqa: PLC0415
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        plots.plot_pr_curves(m["precision"][1:], m["recall"][1:], m["ap"][1:],
+                             class_names=Shapes.classes[1:],
+                             path=Path(args.out) / "pr_curves.png")
+    return 0
+
+
+def detect_command(args: argparse.Namespace) -> int:
+    """Pictures with labelled boxes and DIR/detections.json (COCO results format)."""
+    from scratchvision.eval.coco import write_coco_results  # noqa: PLC0415
+    from scratchvision.viz.draw import draw_boxes, save_image  # noqa: PLC0415
+    model = _load_model(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.image:
+        import cv2  # noqa: PLC0415
+        bgr = cv2.imread(args.image, cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise SystemExit(f"--image {args.image}: not a readable image file")
+        images_u8 = [np.ascontiguousarray(bgr[..., ::-1])]
+        ids, targets = [0], None
+    else:
+        u8, targets = load_split(args.split, args.images, args.image_size, args.seed,
+                                 not args.quiet)
+        images_u8, ids = list(u8), [t["image_id"] for t in targets]
+    preds = []
+    for u8 in images_u8:                  # one at a time: images may differ in size
+        x = sv.tensor(normalise(u8)[None], device=args.device)
+        preds.append({k: v.numpy() for k, v in model.predict(x)[0].items()})
+    for im_id, u8, p in zip(ids, images_u8, preds):
+        save_image(draw_boxes(u8, p["boxes"], p["labels"], p["scores"], Shapes.classes,
+                              score_thresh=args.score_thresh), out / f"{im_id:06d}.png")
+    write_coco_results(out / "detections.json", coco_results(preds, ids))
+    if args.export_gt and targets is not None:
+        gt = coco_ground_truth(targets, ids, [u.shape[:2] for u in images_u8], Shapes.classes)
+        Path(args.export_gt).write_text(json.dumps(gt))
+    if not args.quiet:
+        print(f"{len(preds)} images, {sum(len(p['boxes']) for p in preds)} detections -> "
+              f"{out / 'detections.json'}")
+    return 0
+
+
+def _positive(kind):
+    def parse(text: str):
+        v = kind(text)
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return v
+    return parse
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", choices=DETECTORS, required=True)
+    p.add_argument("--data", choices=["shapes"], default="shapes",
+                   help="dataset (the built-in Shapes)")
+    p.add_argument("--size", default="small", help="model width preset (small, tiny)")
+    p.add_argument("--image-size", type=_positive(int), default=128)
+    p.add_argument("--val-images", type=_positive(int), default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="'cpu' or 'cuda'")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--proposals", default="fast", choices=["single", "fast", "quality"],
+                   help="Selective Search strategy of the proposal-based models")
+    p.add_argument("--pooler", default=None, choices=["roi_pool", "roi_align"],
+                   help="Fast R-CNN's RoI pooling (default roi_pool, the paper's)")
+    p.add_argument("--workers", type=_positive(int), default=None,
+                   help="processes computing Selective Search (default: all cores)")
+    p.add_argument("--eval-batch-size", type=_positive(int), default=8)
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--train-images", type=_positive(int), default=2000)
+    p.add_argument("--epochs", type=_positive(int), default=None,
+                   help="default: the model's (train_det.DEFAULTS)")
+    p.add_argument("--batch-size", type=_positive(int), default=None)
+    p.add_argument("--optimizer", choices=["adam", "sgd"], default=None)
+    p.add_argument("--lr", type=_positive(float), default=None)
+    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--clip-grad-norm", type=_positive(float), default=None)
+    p.add_argument("--out", default="runs/det", help="folder for log, checkpoints, pictures")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    p.add_argument("--stop-after", type=_positive(int), default=None, metavar="N",
+                   help="stop after N epochs of this run, as if interrupted (resume later)")
+    p.add_argument("--no-pictures", action="store_true")
+
+
+def add_commands(sub) -> None:
+    t = sub.add_parser("train-det", help="train a detector on Shapes")
+    add_train_arguments(t)
+    t.set_defaults(func=lambda a: (train(a), 0)[1])
+    e = sub.add_parser("eval-det", help="evaluate saved detector weights on a Shapes split")
+    _common(e)
+    e.add_argument("--weights", required=True, help="a model.npz written by train-det")
+    e.add_argument("--split", choices=["val", "test"], default="val")
+    e.add_argument("--metric", choices=["voc", "voc07", "coco"], default="voc",
+                   help="which per-class AP to list (all three means are printed)")
+    e.add_argument("--out", default=None, help="folder for pr_curves.png")
+    e.set_defaults(func=eval_command)
+    d = sub.add_parser("detect", help="draw a detector's boxes on images; COCO results JSON")
+    _common(d)
+    d.add_argument("--weights", required=True, help="a model.npz written by train-det")
+    src = d.add_mutually_exclusive_group(required=True)
+    src.add_argument("--image", help="an image file (PNG/JPEG)")
+    src.add_argument("--split", choices=["train", "val", "test"])
+    d.add_argument("--images", type=_positive(int), default=8, help="images of the split")
+    d.add_argument("--score-thresh", type=float, default=0.5, help="boxes drawn above this")
+    d.add_argument("--export-gt", default=None, metavar="PATH",
+                   help="also write the split's COCO ground truth JSON here")
+    d.add_argument("--out", required=True, help="folder for pictures and detections.json")
+    d.set_defaults(func=detect_command)
