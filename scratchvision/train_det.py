@@ -205,7 +205,10 @@ def train(args: argparse.Namespace) -> dict:
     if len(history) < args.epochs:                     # interrupted on purpose (--stop-after)
         return {"history": history, "stopped_after": len(history)}
     t_finish = time.perf_counter()
+    extra = {}
     if hasattr(model, "finish_training"):
+        # the epochs' evaluations scored with the fine-tuned softmax; keep the last one
+        extra["softmax_val_map"] = history[-1]["val_map"]
         model.finish_training(train_x, train_t, train_p, progress=progress)
         nn.save(model, out / "model.npz")
     finish_seconds = time.perf_counter() - t_finish
@@ -216,7 +219,7 @@ def train(args: argparse.Namespace) -> dict:
         "val_images": args.val_images, "image_size": args.image_size,
         "minutes": (history[-1]["seconds"] if history else 0.0) / 60,
         "finish_minutes": finish_seconds / 60, "data_seconds": data_seconds,
-        "proposal_seconds": proposal_seconds, "history": history})
+        "proposal_seconds": proposal_seconds, **extra, "history": history})
     (out / "result.json").write_text(json.dumps(result, indent=1, default=float))
     if not args.quiet:
         print(f"{args.model}: val mAP@0.5 {result['val_map']:.4f} (VOC07 "
