@@ -281,8 +281,22 @@ def _load_model(args):
                     f"{s.get('size')})")
         raise SystemExit(f"{args.weights} does not fit --model {args.model} --size "
                          f"{args.size}{hint}: {e}") from None
+    if getattr(args, "svd", None):
+        if not hasattr(model, "compress_fc"):
+            raise SystemExit(f"--svd: {args.model} has no fully connected layers to compress")
+        model.compress_fc(*args.svd)
     model.to(args.device)
     return model
+
+
+def _ranks(text: str) -> tuple[int, int]:
+    try:
+        r6, r7 = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two ranks 'R6,R7', got {text!r}") from None
+    if r6 < 1 or r7 < 1:
+        raise argparse.ArgumentTypeError(f"ranks must be >= 1, got {text!r}")
+    return r6, r7
 
 
 def eval_command(args: argparse.Namespace) -> int:
@@ -382,6 +396,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-batch-size", type=_positive(int), default=8)
 
 
+def _inference_arguments(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--weights", required=True, help="a model.npz written by train-det")
+    p.add_argument("--svd", type=_ranks, default=None, metavar="R6,R7",
+                   help="Fast R-CNN: compress fc6/fc7 by truncated SVD to these ranks")
+
+
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     _common(p)
     p.add_argument("--train-images", type=_positive(int), default=2000)
@@ -404,16 +425,14 @@ def add_commands(sub) -> None:
     add_train_arguments(t)
     t.set_defaults(func=lambda a: (train(a), 0)[1])
     e = sub.add_parser("eval-det", help="evaluate saved detector weights on a Shapes split")
-    _common(e)
-    e.add_argument("--weights", required=True, help="a model.npz written by train-det")
+    _inference_arguments(e)
     e.add_argument("--split", choices=["val", "test"], default="val")
     e.add_argument("--metric", choices=["voc", "voc07", "coco"], default="voc",
                    help="which per-class AP to list (all three means are printed)")
     e.add_argument("--out", default=None, help="folder for pr_curves.png")
     e.set_defaults(func=eval_command)
     d = sub.add_parser("detect", help="draw a detector's boxes on images; COCO results JSON")
-    _common(d)
-    d.add_argument("--weights", required=True, help="a model.npz written by train-det")
+    _inference_arguments(d)
     src = d.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", help="an image file (PNG/JPEG)")
     src.add_argument("--split", choices=["train", "val", "test"])

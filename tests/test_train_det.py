@@ -62,6 +62,10 @@ def test_eval_and_detect_write_coco_json_that_round_trips(tmp_path, capsys):
     assert cli_main(["eval-det", *COMMON, "--weights", weights, "--metric", "coco"]) == 0
     text = capsys.readouterr().out
     assert "VOC mAP@0.5" in text and "COCO" in text and "circle" in text
+    assert cli_main(["eval-det", *COMMON, "--weights", weights, "--svd", "4,2"]) == 0
+    assert "VOC mAP@0.5" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli_main(["eval-det", *COMMON, "--weights", weights, "--svd", "4"])
     out = tmp_path / "det"
     assert cli_main(["detect", *COMMON, "--weights", weights, "--split", "val", "--images", "3",
                      "--out", str(out), "--export-gt", str(tmp_path / "gt.json")]) == 0
