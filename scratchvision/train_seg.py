@@ -21,14 +21,13 @@ import numpy as np
 
 import scratchvision as sv
 from scratchvision import nn
+from scratchvision.data.normalization import denormalise, normalise
 from scratchvision.data.shapes import Shapes
 from scratchvision.eval.segmentation import evaluate_segmentation
 from scratchvision.nets import SEGMENTERS, build_segmenter
 from scratchvision.nets.segmenter import center_crop
 from scratchvision.trainer import Trainer
 
-MEAN = np.array([0.5, 0.5, 0.5], np.float32)
-STD = np.array([0.25, 0.25, 0.25], np.float32)
 
 # Model sizes: 'small' is the size of the results table; 'tiny' the demo's and the tests'.
 SIZES = {
@@ -59,12 +58,6 @@ def load_split(split: str, num_images: int, image_size: int, seed: int, progress
         images[i] = image
         labels[i] = target["semantic"]
     return images, labels
-
-
-def normalise(images_uint8: np.ndarray) -> np.ndarray:
-    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W), per-channel mean/std."""
-    x = (images_uint8.astype(np.float32) / 255.0 - MEAN) / STD
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
 def predict(model: nn.Module, images: np.ndarray, batch_size: int = 32,
@@ -156,8 +149,7 @@ def _pictures(model, val_x, val_y, out: Path, args) -> None:
     n = min(6, len(val_x))
     pred = predict(model, val_x[:n], device=args.device)
     gt = center_crop(val_y[:n], *pred.shape[-2:])
-    images = np.clip((val_x[:n].transpose(0, 2, 3, 1) * STD + MEAN) * 255, 0, 255).astype(
-        np.uint8)
+    images = denormalise(val_x[:n])
     images = center_crop(images.transpose(0, 3, 1, 2), *pred.shape[-2:]).transpose(0, 2, 3, 1)
     fig, axes = plt.subplots(n, 3, figsize=(6, 2 * n), squeeze=False)
     for i in range(n):

@@ -1,4 +1,4 @@
-"""Images into a detector: normalisation, and batching of images of different sizes.
+"""Images into a detector: batching of images of different sizes.
 
 A detector takes a batch of images as one ``(N, 3, H, W)`` array, but real images differ
 in size. ``batch_images`` pads each image at the bottom and the right (so pixel
@@ -13,9 +13,8 @@ image, never to the padding::
 
 This is torchvision's ``ImageList`` / ``GeneralizedRCNNTransform.batch_images``.
 
-Normalisation: uint8 RGB ``(H, W, 3)`` -> float32 ``(3, H, W)``, ``(x / 255 - mean) / std``
-per channel, with the mean and std the segmenters use, and its inverse for pictures and for
-proposal methods that need the original pixels (Selective Search).
+``normalise``/``denormalise`` (uint8 RGB <-> the float32 input every model takes) live in
+``data/normalization.py`` and are re-exported here.
 """
 from __future__ import annotations
 
@@ -25,30 +24,9 @@ import numpy as np
 
 from scratchvision.autograd import Tensor
 from scratchvision.backend import get_array_module
+from scratchvision.data.normalization import MEAN, STD, denormalise, normalise
 
-MEAN = np.array([0.5, 0.5, 0.5], np.float32)
-STD = np.array([0.25, 0.25, 0.25], np.float32)
-
-
-def normalise(images_uint8: np.ndarray) -> np.ndarray:
-    """uint8 (N, H, W, 3) or (H, W, 3) -> float32 (N, 3, H, W) or (3, H, W)."""
-    a = np.asarray(images_uint8)
-    if a.dtype != np.uint8 or a.ndim not in (3, 4) or a.shape[-1] != 3:
-        raise ValueError(f"normalise: expected uint8 (..., H, W, 3) RGB images, got "
-                         f"{a.dtype} {a.shape}")
-    x = (a.astype(np.float32) / 255.0 - MEAN) / STD
-    return np.ascontiguousarray(np.moveaxis(x, -1, -3))
-
-
-def denormalise(images) -> np.ndarray:
-    """float (N, 3, H, W) or (3, H, W) normalised -> uint8 (N, H, W, 3) or (H, W, 3)."""
-    a = images.numpy() if isinstance(images, Tensor) else np.asarray(
-        images.get() if hasattr(images, "get") else images)
-    if a.ndim not in (3, 4) or a.shape[-3] != 3:
-        raise ValueError(f"denormalise: expected (..., 3, H, W) images, got {a.shape}")
-    x = np.moveaxis(a, -3, -1) * STD + MEAN
-    return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
-
+__all__ = ["MEAN", "STD", "ImageList", "batch_images", "denormalise", "normalise"]
 
 @dataclass
 class ImageList:
