@@ -37,9 +37,9 @@ from scratchvision.nets.detection.images import normalise
 
 # Per-model training defaults (the results table's settings); every flag overrides them.
 DEFAULTS = {
-    "fast_rcnn": dict(epochs=8, batch_size=2, lr=1e-3, optimizer="adam", weight_decay=1e-4),
+    "fast_rcnn": dict(epochs=6, batch_size=2, lr=1e-3, optimizer="adam", weight_decay=1e-4),
     "rcnn": dict(epochs=6, batch_size=8, lr=2e-3, optimizer="adam", weight_decay=1e-4),
-    "sliding_window": dict(epochs=8, batch_size=8, lr=2e-3, optimizer="adam",
+    "sliding_window": dict(epochs=10, batch_size=8, lr=3e-3, optimizer="adam",
                            weight_decay=1e-4),
 }
 
