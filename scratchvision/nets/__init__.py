@@ -41,5 +41,6 @@ def build_detector(name: str, num_classes: int, size: str = "small", **kwargs):
     return cls(num_classes, **dict(module.SIZES[size], **kwargs))
 
 
-__all__ = ["DETECTORS", "SEGMENTERS", "build_detector", "ContextModule", "ConvClassifier", "DeconvNet", "DilatedNet", "FCN",
-           "UNet", "VGGBackbone", "build_segmenter", "fcn8s", "fcn16s", "fcn32s"]
+__all__ = ["DETECTORS", "SEGMENTERS", "ContextModule", "ConvClassifier", "DeconvNet",
+           "DilatedNet", "FCN", "UNet", "VGGBackbone", "build_detector", "build_segmenter",
+           "fcn8s", "fcn16s", "fcn32s"]

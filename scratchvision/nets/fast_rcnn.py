@@ -35,11 +35,10 @@ from __future__ import annotations
 import numpy as np
 
 from scratchvision import nn
-from scratchvision.autograd import Tensor
 from scratchvision.nets.detection.heads import FastRCNNPredictor, TwoMLPHead
 from scratchvision.nets.detection.images import batch_images, denormalise
 from scratchvision.nets.detection.roi_heads import RoIHeads
-from scratchvision.nets.detection.targets import check_targets
+from scratchvision.nets.detection.targets import check_proposals, check_targets
 from scratchvision.nets.vgg import VGGBackbone
 from scratchvision.ops import RoIAlign, RoIPool
 
@@ -118,7 +117,7 @@ class FastRCNN(nn.Module):
         targets = check_targets(targets, batch.image_sizes, self.num_classes)
         if proposals is None:
             proposals = self.propose(batch)
-        return self.roi_heads.loss(feats, _check_proposals(proposals, len(batch)), targets)
+        return self.roi_heads.loss(feats, check_proposals(proposals, len(batch)), targets)
 
     def predict(self, images, proposals=None) -> list:
         """Per image ``{'boxes', 'scores', 'labels'}`` Tensors; Selective Search runs on the
@@ -128,7 +127,7 @@ class FastRCNN(nn.Module):
             batch, feats = self.features(images)
             if proposals is None:
                 proposals = self.propose(batch)
-            proposals = _check_proposals(proposals, len(batch))
+            proposals = check_proposals(proposals, len(batch))
             return self.roi_heads.predict(feats, proposals, batch.image_sizes)
 
     def propose(self, batch) -> list:
@@ -145,17 +144,3 @@ class FastRCNN(nn.Module):
         head.fc6 = truncated_svd_linear(head.fc6, rank6)
         head.fc7 = truncated_svd_linear(head.fc7, rank7)
 
-
-def _check_proposals(proposals, n: int) -> list:
-    if len(proposals) != n:
-        raise ValueError(f"got proposals for {len(proposals)} images, the batch has {n}")
-    out = []
-    for i, p in enumerate(proposals):
-        p = p.numpy() if isinstance(p, Tensor) else np.asarray(p)
-        p = p.reshape(-1, 4) if p.size == 0 else p
-        if p.ndim != 2 or p.shape[1] != 4:
-            raise ValueError(f"proposals[{i}] must be (P, 4) x1y1x2y2, got {p.shape}")
-        if not np.isfinite(p).all():
-            raise ValueError(f"proposals[{i}] has non-finite coordinates")
-        out.append(p.astype(np.float32))
-    return out

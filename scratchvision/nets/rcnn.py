@@ -111,8 +111,7 @@ from scratchvision.nets.detection.heads import TwoMLPHead
 from scratchvision.nets.detection.images import batch_images, denormalise
 from scratchvision.nets.detection.postprocess import empty_detections, select_detections
 from scratchvision.nets.detection.roi_heads import assign_targets
-from scratchvision.nets.detection.targets import check_targets
-from scratchvision.nets.fast_rcnn import _check_proposals
+from scratchvision.nets.detection.targets import check_proposals, check_targets
 from scratchvision.nets.vgg import VGGBackbone
 from scratchvision.nn import init
 from scratchvision.ops import BoxCoder, box_iou, roi_align
@@ -537,7 +536,7 @@ class RCNN(nn.Module):
         targets = check_targets(targets, batch.image_sizes, self.num_classes)
         if proposals is None:
             proposals = self.propose(batch)
-        proposals = _check_proposals(proposals, len(batch))
+        proposals = check_proposals(proposals, len(batch))
         rois, labels = [], []
         for i, (props, t) in enumerate(zip(proposals, targets)):
             windows = np.concatenate([props, t["boxes"]]) if len(t["boxes"]) else props
@@ -625,7 +624,7 @@ class RCNN(nn.Module):
                              f"{tuple(data.shape)}")
         n_img, _, h, w = data.shape
         targets = check_targets(targets, [(h, w)] * n_img, self.num_classes)
-        proposals = _check_proposals(proposals, n_img)
+        proposals = check_proposals(proposals, n_img)
         k = self.num_classes - 1
         windows = [np.concatenate([p, t["boxes"]]) for p, t in zip(proposals, targets)]
         total = sum(len(win) for win in windows)
@@ -751,7 +750,7 @@ class RCNN(nn.Module):
         batch = batch_images(images)
         if proposals is None:
             proposals = self.propose(batch)
-        proposals = _check_proposals(proposals, len(batch))
+        proposals = check_proposals(proposals, len(batch))
         counts = [len(p) for p in proposals]
         if sum(counts) == 0:
             return [empty_detections() for _ in proposals]

@@ -7,14 +7,21 @@ import numpy as np
 import pytest
 
 import scratchvision as sv
+from scratchvision import nn, ops
 from scratchvision.autograd.gradcheck import gradcheck
 from scratchvision.eval.detection import coco_ground_truth, coco_results, evaluate_detections
-from scratchvision.nets.detection import (RoIHeads, assign_targets, batch_images,
-                                          check_targets, denormalise, fast_rcnn_loss,
-                                          normalise, select_detections)
-from scratchvision.nets.detection import proposal_cache
+from scratchvision.nets.detection import (
+    RoIHeads,
+    assign_targets,
+    batch_images,
+    check_targets,
+    denormalise,
+    fast_rcnn_loss,
+    normalise,
+    proposal_cache,
+    select_detections,
+)
 from scratchvision.nets.fast_rcnn import FastRCNN, truncated_svd_linear
-from scratchvision import nn, ops
 
 
 # ----------------------------------------------------------------------------- images
@@ -284,9 +291,10 @@ def test_coco_results_round_trip_through_our_evaluator_and_pycocotools(tmp_path)
     again = evaluate_coco(tmp_path / "gt.json", tmp_path / "dt.json")
     assert again["AP"] == m["coco"]["AP"] and 0 < m["coco"]["AP"] < 1
     pycoco = pytest.importorskip("pycocotools.coco", reason="pycocotools not installed")
-    from pycocotools.cocoeval import COCOeval
     import contextlib
     import io
+
+    from pycocotools.cocoeval import COCOeval
     with contextlib.redirect_stdout(io.StringIO()):
         cg = pycoco.COCO(str(tmp_path / "gt.json"))
         cd = cg.loadRes(str(tmp_path / "dt.json"))

@@ -11,9 +11,16 @@ from scratchvision import nn
 from scratchvision.data.shapes import generate
 from scratchvision.nets import build_detector
 from scratchvision.nets.detection import normalise
-from scratchvision.nets.rcnn import (RCNN, SIZES, bbox_regression_targets, context_boxes,
-                                     hard_negative_mining, ridge_regression, train_linear_svm,
-                                     warp_regions)
+from scratchvision.nets.rcnn import (
+    RCNN,
+    SIZES,
+    bbox_regression_targets,
+    context_boxes,
+    hard_negative_mining,
+    ridge_regression,
+    train_linear_svm,
+    warp_regions,
+)
 from scratchvision.ops import box_iou
 from scratchvision.proposals.selective_search import SelectiveSearch
 

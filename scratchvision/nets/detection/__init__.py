@@ -15,13 +15,12 @@ Models that read precomputed proposals (R-CNN, Fast R-CNN) take ``proposals=`` (
 of (P_i, 4) arrays, one per image) and set ``uses_proposals = True``.
 """
 from scratchvision.nets.detection.heads import FastRCNNPredictor, TwoMLPHead
-from scratchvision.nets.detection.images import (ImageList, batch_images, denormalise,
-                                                 normalise)
+from scratchvision.nets.detection.images import ImageList, batch_images, denormalise, normalise
 from scratchvision.nets.detection.losses import fast_rcnn_loss
 from scratchvision.nets.detection.postprocess import empty_detections, select_detections
 from scratchvision.nets.detection.roi_heads import RoIHeads, assign_targets
-from scratchvision.nets.detection.targets import check_targets
+from scratchvision.nets.detection.targets import check_proposals, check_targets
 
 __all__ = ["FastRCNNPredictor", "ImageList", "RoIHeads", "TwoMLPHead", "assign_targets",
-           "batch_images", "check_targets", "denormalise", "empty_detections",
+           "batch_images", "check_proposals", "check_targets", "denormalise", "empty_detections",
            "fast_rcnn_loss", "normalise", "select_detections"]

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from scratchvision.autograd import Tensor
 from scratchvision.backend import get_array_module
 from scratchvision.data.normalization import MEAN, STD, denormalise, normalise

@@ -12,10 +12,15 @@ never as a crash inside a compiled kernel or a silently wrong loss:
 - a box with zero or negative width or height after clipping is refused (torchvision:
   "All bounding boxes should have positive height and width");
 - K = 0 (an image without objects) is allowed: every proposal is background.
+
+``check_proposals`` does the same for the per-image proposal lists of R-CNN and Fast
+R-CNN: one (P_i, 4) finite array per image.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from scratchvision.autograd import Tensor
 
 
 def check_targets(targets, image_sizes, num_classes: int) -> list[dict]:
@@ -58,4 +63,20 @@ def check_targets(targets, image_sizes, num_classes: int) -> list[dict]:
         t = dict(t)
         t["boxes"], t["labels"] = clipped, labels.astype(np.int64)
         out.append(t)
+    return out
+
+
+def check_proposals(proposals, n: int) -> list:
+    """Per-image proposals as float32 (P_i, 4) host arrays, checked (one list per image)."""
+    if len(proposals) != n:
+        raise ValueError(f"got proposals for {len(proposals)} images, the batch has {n}")
+    out = []
+    for i, p in enumerate(proposals):
+        p = p.numpy() if isinstance(p, Tensor) else np.asarray(p.get() if hasattr(p, "get") else p)
+        p = p.reshape(-1, 4) if p.size == 0 else p
+        if p.ndim != 2 or p.shape[1] != 4:
+            raise ValueError(f"proposals[{i}] must be (P, 4) x1y1x2y2, got {p.shape}")
+        if not np.isfinite(p).all():
+            raise ValueError(f"proposals[{i}] has non-finite coordinates")
+        out.append(p.astype(np.float32))
     return out
