@@ -99,6 +99,12 @@ def table() -> str:
         ap = r["val_ap"]
         lines.append(f"| {model} | {ap['circle']:.4f} | {ap['rectangle']:.4f} | "
                      f"{ap['triangle']:.4f} |")
+    if "rcnn" in results and "fast_rcnn" in results:
+        a, b = results["rcnn"]["ms_per_image"], results["fast_rcnn"]["ms_per_image"]
+        lines += ["", f"At test time Fast R-CNN's network takes {b:.1f} ms per image against "
+                      f"R-CNN's {a:.1f} ms: {a / b:.1f}x faster (the paper: 146x with VGG16 at "
+                      "600 px and 2,000 proposals; here R-CNN warps only ~130 proposals to "
+                      "32 px, so its per-window cost is small, and the gap is narrow)."]
     rc = results.get("rcnn", {})
     if "softmax_val_map" in rc:
         lines += ["", f"R-CNN scored by the fine-tuned softmax instead of the SVMs (the "
@@ -113,6 +119,11 @@ def table() -> str:
         for row in svd:
             lines.append(f"| {row['ranks']} | {row['fc_parameters']:,} | {row['map']:.4f} | "
                          f"{row['ms']:.1f} |")
+        lines += ["", "Accuracy holds down to rank 32 (a seventh of the fc weights). The time "
+                      "barely moves: with ~130 RoIs per image the fc layers are a small part "
+                      "of the work (the conv layers and RoI pooling dominate), unlike the "
+                      "paper's 2,000 RoIs and 4,096-wide layers; these ms are medians of 3 "
+                      "passes over 50 images and vary by about 20 % from run to run."]
     lines += ["", "Commands:", ""]
     for model, r in results.items():
         lines.append(f"- {model}: `{' '.join(r.get('command', command(model)))}`")

@@ -7,7 +7,8 @@ numbers papers report, computed by the project's own evaluators:
   per class and their mean (``eval/voc.py``). The VOC rule counts pixels inclusively
   (``x2 - x1 + 1``), while scratchvision's boxes are pixel *edges* (a box covering columns
   3..7 is ``x1 = 3, x2 = 8``); subtracting 1 from ``x2, y2`` of every box, predicted and
-  true, turns one convention into the other exactly, so the overlaps are the true ones;
+  true, turns one convention into the other exactly, so the overlaps are the true ones
+  (a predicted box thinner than a pixel is kept as a one-pixel box);
 - COCO AP@[.5:.95], AP50, AP75, APs/m/l and AR (``eval/coco.py``, pycocotools' rules),
   on a ground-truth dict built by ``coco_ground_truth`` (the same dict ``detect
   --export-gt`` writes).
@@ -26,6 +27,14 @@ from scratchvision.eval.voc import evaluate_voc
 def _np(x) -> np.ndarray:
     x = getattr(x, "data", x)
     return np.asarray(x.get() if hasattr(x, "get") else x)
+
+
+def _inclusive(boxes) -> np.ndarray:
+    """Pixel-edge x1y1x2y2 -> the devkit's inclusive pixels: x2 - 1, y2 - 1, never below x1, y1
+    (a predicted box thinner than one pixel becomes a one-pixel box, not an inverted one)."""
+    b = _np(boxes).reshape(-1, 4).astype(np.float64)
+    b[:, 2:] = np.maximum(b[:, 2:] - 1.0, b[:, :2])
+    return b
 
 
 def coco_ground_truth(targets, image_ids, image_sizes, class_names) -> dict:
@@ -71,11 +80,10 @@ def evaluate_detections(predictions, targets, image_ids, image_sizes, class_name
     if not len(predictions) == len(targets) == len(image_ids) == len(image_sizes):
         raise ValueError(f"got {len(predictions)} predictions, {len(targets)} targets, "
                          f"{len(image_ids)} image ids and {len(image_sizes)} sizes")
-    inclusive = np.array([0, 0, 1, 1], np.float64)
-    pb = [_np(p["boxes"]).reshape(-1, 4) - inclusive for p in predictions]
+    pb = [_inclusive(p["boxes"]) for p in predictions]
     pl = [_np(p["labels"]).reshape(-1) for p in predictions]
     ps = [_np(p["scores"]).reshape(-1) for p in predictions]
-    gb = [_np(t["boxes"]).reshape(-1, 4) - inclusive for t in targets]
+    gb = [_inclusive(t["boxes"]) for t in targets]
     gl = [_np(t["labels"]).reshape(-1) for t in targets]
     k = len(class_names)
     voc = evaluate_voc(pb, pl, ps, gb, gl, num_classes=k)

@@ -112,11 +112,12 @@ resampling that cuts the training crops (``ceil(1 / s)`` samples per pixel when
 shrinking, bilinear when enlarging), so a window looks the same to the classifier in
 training and at test time.
 
-Measured (a standalone Adam loop, not the ``train-det`` CLI; 2-core shared CPU, OpenBLAS on
-one thread): the small preset (136 k parameters), batches of 8 images with flips, lr 3e-3
-with warm-up and cosine, 12 minutes = 2,632 steps on 2,000 Shapes images: box mAP@0.5
-(VOC area) 0.948 on 200 validation images (AP circle 0.993, rectangle 0.948, triangle
-0.903), 58 ms per 128 px image in ``predict``.
+Measured with the CLI (``python docs/make_det_results.py``; table in
+docs/DETECTION_RESULTS.md): the small preset (136 k parameters), batches of 8 images with
+flips, Adam at lr 3e-3 with warm-up and cosine, 10 epochs on 2,000 Shapes images in 12.3
+minutes on the 2-core CPU: box mAP@0.5 (VOC area) 0.947 on 200 validation images (AP
+circle 0.987, rectangle 0.945, triangle 0.909), COCO AP 0.764, 60 ms per 128 px image in
+``predict``.
 
 Weak points, written down: square windows only (one aspect ratio; Shapes boxes are 0.6-1
 in aspect, so a square reaches IoU 0.5 with all of them, but elongated objects in other

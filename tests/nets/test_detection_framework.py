@@ -329,3 +329,11 @@ def test_proposal_cache_round_trip_and_key(tmp_path):
     path.write_bytes(b"not a zip")                      # corrupt: recomputed, not a crash
     fixed, _ = proposal_cache.load_or_compute(key, workers=1, progress=False, root=tmp_path)
     np.testing.assert_array_equal(fixed[0], props[0])
+
+
+def test_voc_evaluation_accepts_boxes_thinner_than_a_pixel():
+    t = [{"boxes": np.array([[3, 4, 10, 12]], np.float32), "labels": np.array([1])}]
+    p = [{"boxes": np.array([[3, 4, 10, 12], [5, 6, 5.5, 6.4]], np.float32),
+          "labels": np.array([1, 1]), "scores": np.array([0.9, 0.8])}]
+    m = evaluate_detections(p, t, [0], [(40, 40)], ("bg", "a"))
+    assert m["map"] == pytest.approx(1.0)
