@@ -19,6 +19,9 @@ def _mini(name):
     sv.manual_seed(0)
     if name == "fast_rcnn":
         return build_detector(name, 4, "tiny", widths=(2, 2, 3, 4), representation_size=8)
+    if name == "sliding_window":      # few windows: each conv thread runs in Python here
+        return build_detector(name, 4, "tiny", widths=(2, 2), representation_size=4,
+                              windows_per_image=4)
     return build_detector(name, 4, "tiny")
 
 
