@@ -90,7 +90,7 @@ def compute(key: dict, workers: int | None = None, progress: bool = True) -> lis
 def load_or_compute(key: dict, workers: int | None = None, progress: bool = True,
                     root: Path | None = None) -> tuple[list, float]:
     """Proposals of the split (a list of (K_i, 4) float32 arrays) and the seconds that
-    computing them took (0 when read from the cache)."""
+    computing them took (when read from the cache: as recorded when they were computed)."""
     path = cache_path(key, root)
     if path.exists():
         try:
@@ -101,7 +101,7 @@ def load_or_compute(key: dict, workers: int | None = None, progress: bool = True
                 seconds = float(f["seconds"])
             if len(offsets) == key["num_images"] + 1:
                 return [boxes[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)], \
-                    0.0 if seconds < 0 else seconds
+                    max(seconds, 0.0)
         except (OSError, ValueError, KeyError) as e:
             print(f"proposal cache {path} unreadable ({e}); recomputing", flush=True)
     t0 = time.perf_counter()
