@@ -29,6 +29,7 @@ import numpy as np
 
 import scratchvision as sv
 from scratchvision import nn
+from scratchvision.data.loader import progress as data_progress
 from scratchvision.data.shapes import Shapes
 from scratchvision.eval.detection import coco_ground_truth, coco_results, evaluate_detections
 from scratchvision.nets import DETECTORS, build_detector
@@ -50,11 +51,8 @@ def load_split(split: str, num_images: int, image_size: int, seed: int,
     ds = Shapes(split, num_images, image_size=image_size, seed=seed)
     images = np.empty((num_images, image_size, image_size, 3), np.uint8)
     targets = []
-    items = range(num_images)
-    if progress:
-        from tqdm import tqdm  # noqa: PLC0415
-        items = tqdm(items, desc=f"generating {split}", leave=False, mininterval=1.0)
-    for i in items:
+    for i in data_progress(range(num_images), desc=f"generating {split}", leave=False,
+                           mininterval=1.0, disable=not progress):
         image, t = ds[i]
         images[i] = image
         targets.append({"boxes": t["boxes"], "labels": t["labels"],

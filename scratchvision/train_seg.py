@@ -21,13 +21,13 @@ import numpy as np
 
 import scratchvision as sv
 from scratchvision import nn
+from scratchvision.data.loader import progress as data_progress
 from scratchvision.data.normalization import denormalise, normalise
 from scratchvision.data.shapes import Shapes
 from scratchvision.eval.segmentation import evaluate_segmentation
 from scratchvision.nets import SEGMENTERS, build_segmenter
 from scratchvision.nets.segmenter import center_crop
 from scratchvision.trainer import Trainer
-
 
 # Model sizes: 'small' is the size of the results table; 'tiny' the demo's and the tests'.
 SIZES = {
@@ -49,11 +49,8 @@ def load_split(split: str, num_images: int, image_size: int, seed: int, progress
     ds = Shapes(split, num_images, image_size=image_size, seed=seed)
     images = np.empty((num_images, image_size, image_size, 3), np.uint8)
     labels = np.empty((num_images, image_size, image_size), np.int64)
-    items = range(num_images)
-    if progress:
-        from tqdm import tqdm  # noqa: PLC0415
-        items = tqdm(items, desc=f"generating {split}", leave=False, mininterval=1.0)
-    for i in items:
+    for i in data_progress(range(num_images), desc=f"generating {split}", leave=False,
+                           mininterval=1.0, disable=not progress):
         image, target = ds[i]
         images[i] = image
         labels[i] = target["semantic"]
