@@ -1,46 +1,75 @@
 """The backward pass: reverse-mode differentiation over the recorded graph.
 
-``backward(root, grad)`` first lists the graph's tensors in topological order with an
-**iterative** depth-first search (a deep net is thousands of nodes deep, past Python's
-recursion limit), then walks that list from the root down. Each tensor's gradient is
-complete when it is reached, because every tensor that consumed it comes earlier in the
-walk; it is handed to the tensor's ``grad_fn.backward``, whose results are added (``+``)
-into the gradients of its parents. Leaves that require grad accumulate into ``.grad``.
-Unless ``retain_graph`` is set, each Function's saved values are freed once used.
+The graph's nodes are Functions; each one's ``inputs`` names, per argument, the Function
+that made it, or the leaf tensor itself, or None (see ``function.py``). ``backward(root,
+grad)`` first lists the Functions in topological order with an **iterative** depth-first
+search (a deep net is thousands of nodes deep, past Python's recursion limit), then walks
+that list from the root down. Each Function's output gradient is complete when it is
+reached, because every Function that consumed its output comes earlier in the walk; it is
+handed to ``backward``, whose results are added (``+``) into the gradients of its inputs.
+Leaves that require grad accumulate into ``.grad`` (a Tensor, as in torch). Before a
+Function's backward runs, the tensors it saved are checked against in-place changes
+(their version counters). Unless ``retain_graph`` is set, each Function's saved values
+are freed once used.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from scratchvision.autograd.function import no_grad
+from scratchvision.autograd.function import Function, no_grad
 
 if TYPE_CHECKING:
     from scratchvision.autograd.tensor import Tensor
 
 
-def topological_order(root: "Tensor") -> list["Tensor"]:
-    """Tensors of the graph ending at ``root``, each after all tensors it depends on."""
+def topological_order(root_fn: Function) -> list[Function]:
+    """Functions of the graph ending at ``root_fn``, each after all Functions it consumed."""
     order: list = []
     visited: set[int] = set()
-    stack = [(root, False)]
+    stack = [(root_fn, False)]
     while stack:
-        node, expanded = stack.pop()
-        if expanded:  # all parents are placed: the node may follow them
-            order.append(node)
+        fn, expanded = stack.pop()
+        if expanded:  # all its inputs are placed: the Function may follow them
+            order.append(fn)
             continue
-        if id(node) in visited:
+        if id(fn) in visited:
             continue
-        visited.add(id(node))
-        stack.append((node, True))
-        if node.grad_fn is not None:
-            for parent in node.grad_fn.parents:
-                if parent is not None and parent.requires_grad and id(parent) not in visited:
-                    stack.append((parent, False))
+        visited.add(id(fn))
+        stack.append((fn, True))
+        for edge in _inputs_of(fn):
+            if isinstance(edge, Function) and id(edge) not in visited:
+                stack.append((edge, False))
     return order
 
 
-def backward(root: "Tensor", grad=None, retain_graph: bool = False) -> None:
-    """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad."""
+def _inputs_of(fn: Function) -> tuple:
+    if getattr(fn, "released", False):
+        raise RuntimeError("trying to backward through the graph a second time (or directly "
+                           "access saved tensors after they have already been freed): call "
+                           "backward(retain_graph=True) the first time")
+    return fn.inputs
+
+
+def _accumulate(leaf: "Tensor", g) -> None:
+    """Add ``g`` into ``leaf.grad`` (a new Tensor the first time, in place afterwards)."""
+    from scratchvision.autograd.tensor import Tensor  # noqa: PLC0415
+    if g.dtype != leaf.dtype:
+        g = g.astype(leaf.dtype)
+    if leaf.grad is None:
+        leaf.grad = Tensor._make(g.copy(), False)
+    else:
+        leaf.grad.data = leaf.grad.data + g
+        leaf.grad._version_counter.value += 1
+
+
+def backward(root: "Tensor", grad=None, retain_graph: bool = False,
+             capture: list | None = None) -> list | None:
+    """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+    With ``capture`` (a list of tensors), no ``.grad`` is touched: the gradient reaching
+    each listed tensor is returned instead, one array (or None) per tensor, in order
+    (what ``autograd.grad`` gives back).
+    """
     xp = root.xp
     if grad is None:
         if root.data.size != 1:
@@ -52,55 +81,105 @@ def backward(root: "Tensor", grad=None, retain_graph: bool = False) -> None:
         if grad.shape != root.shape:
             raise ValueError(f"backward: grad has shape {grad.shape} but the output has "
                              f"shape {root.shape}")
-    grads = {id(root): grad}
+    captured: dict[int, object] = {}
+    by_fn: dict[int, int] = {}          # id(Function) -> id(tensor) of a non-leaf to capture
+    if capture is not None:
+        captured = {id(t): None for t in capture}
+        by_fn = {id(t.grad_fn): id(t) for t in capture if t.grad_fn is not None}
+
+    def deliver(key: int, leaf, g) -> None:
+        if capture is None:
+            _accumulate(leaf, g)
+        elif key in captured:
+            captured[key] = g.copy() if captured[key] is None else captured[key] + g
+
+    if root.grad_fn is None:  # the root is a leaf: d(root)/d(root) = grad
+        deliver(id(root), root, grad)
+    else:
+        _walk(root.grad_fn, grad, retain_graph, capture is None, deliver, by_fn)
+    return None if capture is None else [captured[id(t)] for t in capture]
+
+
+def _walk(root_fn: Function, grad, retain_graph: bool, retain_grads: bool, deliver,
+          by_fn: dict) -> None:
+    grads = {id(root_fn): grad}
     with no_grad():  # gradients are plain arrays; nothing here is recorded
-        for node in reversed(topological_order(root)):
-            g = grads.pop(id(node), None)
+        for fn in reversed(topological_order(root_fn)):
+            g = grads.pop(id(fn), None)
             if g is None:
                 continue
-            fn = node.grad_fn
-            if fn is None or node._retains_grad:
-                node.grad = g.copy() if node.grad is None else node.grad + g
-            if fn is None:
-                continue
-            parent_grads = fn.backward(g)
-            if not isinstance(parent_grads, tuple):
-                parent_grads = (parent_grads,)
-            parents = fn.parents
-            if len(parent_grads) != len(parents):
-                raise RuntimeError(f"{type(fn).__name__}.backward returned {len(parent_grads)} "
-                                   f"gradients for {len(parents)} inputs")
-            for parent, pg in zip(parents, parent_grads):
-                if parent is None or pg is None or not parent.requires_grad:
+            if id(fn) in by_fn:
+                deliver(by_fn[id(fn)], None, g)
+            out = fn.output_tensor()
+            if retain_grads and out is not None and out._retains_grad:
+                _accumulate(out, g)
+            fn.check_saved_versions()
+            input_grads = fn.backward(g)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            inputs = fn.inputs
+            if len(input_grads) != len(inputs):
+                raise RuntimeError(f"{type(fn).__name__}.backward returned {len(input_grads)} "
+                                   f"gradients for {len(inputs)} inputs")
+            for edge, ig in zip(inputs, input_grads):
+                if edge is None or ig is None:
                     continue
-                if pg.shape != parent.shape:
-                    raise RuntimeError(f"{type(fn).__name__}.backward returned a gradient of "
-                                       f"shape {pg.shape} for an input of shape {parent.shape}")
-                if pg.dtype != parent.dtype:
-                    pg = pg.astype(parent.dtype)
-                key = id(parent)
-                grads[key] = pg if key not in grads else grads[key] + pg
+                if isinstance(edge, Function):
+                    _route(fn, edge, ig, grads)
+                else:  # a leaf tensor
+                    if ig.shape != edge.shape:
+                        raise RuntimeError(f"{type(fn).__name__}.backward returned a gradient "
+                                           f"of shape {ig.shape} for an input of shape "
+                                           f"{edge.shape}")
+                    deliver(id(edge), edge, ig if ig.dtype == edge.dtype
+                            else ig.astype(edge.dtype))
             if not retain_graph:
                 fn.release()
-                node.grad_fn = _FREED
-    return None
 
 
-class _Freed:
-    """Stands in for a Function whose graph was freed by an earlier backward."""
+def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
+         create_graph: bool = False, allow_unused: bool = False):
+    """``torch.autograd.grad``: d(outputs)/d(inputs) returned as a tuple of Tensors, without
+    touching any ``.grad``. ``grad_outputs`` weights each output (needed for non-scalar
+    ones). ``allow_unused=False`` raises for an input the outputs do not depend on.
+    ``create_graph`` (higher-order gradients) is not supported here."""
+    from scratchvision.autograd.tensor import Tensor  # noqa: PLC0415
+    if create_graph:
+        raise NotImplementedError("autograd.grad(create_graph=True): gradients are computed "
+                                  "as plain arrays here, so they cannot be differentiated")
+    single_in = isinstance(inputs, Tensor)
+    inputs = [inputs] if single_in else list(inputs)
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs)
+    for t in inputs:
+        if not t.requires_grad:
+            raise RuntimeError(f"autograd.grad: an input of shape {t.shape} does not require "
+                               "grad")
+    total = [None] * len(inputs)
+    for k, (out, g) in enumerate(zip(outputs, grad_outputs)):
+        if not out.requires_grad:
+            raise RuntimeError("autograd.grad: an output does not require grad")
+        keep = bool(retain_graph) or k < len(outputs) - 1
+        parts = backward(out, g, retain_graph=keep, capture=inputs)
+        total = [p if t is None else t if p is None else t + p for t, p in zip(total, parts)]
+    result = []
+    for t, g in zip(inputs, total):
+        if g is None and not allow_unused:
+            raise RuntimeError(f"autograd.grad: one of the inputs (shape {t.shape}) was not "
+                               "used to compute the outputs: pass allow_unused=True")
+        result.append(None if g is None else Tensor._make(g, False))
+    return tuple(result)
 
-    parents = ()
 
-    def backward(self, gy):
-        raise RuntimeError("trying to backward through the graph a second time (or directly "
-                           "access saved tensors after they have already been freed): call "
-                           "backward(retain_graph=True) the first time")
-
-    def release(self) -> None:
-        pass
-
-    def __repr__(self) -> str:
-        return "<freed>"
-
-
-_FREED = _Freed()
+def _route(fn: Function, edge: Function, ig, grads: dict) -> None:
+    """Add ``ig`` to the gradient waiting for Function ``edge``'s output."""
+    shape = getattr(edge, "out_shape", None)
+    if shape is not None and ig.shape != shape:
+        raise RuntimeError(f"{type(fn).__name__}.backward returned a gradient of shape "
+                           f"{ig.shape} for an input of shape {shape}")
+    dtype = getattr(edge, "out_dtype", None)
+    if dtype is not None and ig.dtype != dtype:
+        ig = ig.astype(dtype)
+    key = id(edge)
+    grads[key] = ig if key not in grads else grads[key] + ig

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from scratchvision import backend
+from scratchvision.autograd import promotion
 from scratchvision.autograd.function import Function, xp_of
 from scratchvision.autograd.ops import Cat, Stack, Where
 from scratchvision.autograd.tensor import Tensor, _shape_arg
@@ -59,7 +60,105 @@ def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Filled with ``fill_value``; the dtype follows it as torch: bool, int64 or float32."""
+    if dtype is None:
+        dtype = promotion.result_type(fill_value.item() if isinstance(fill_value, Tensor)
+                                      else fill_value)
+    fill_value = fill_value.item() if isinstance(fill_value, Tensor) else fill_value
     return _new(size, lambda xp, s, d: xp.full(s, fill_value, d), dtype, device, requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Uninitialised in torch; zeros here (deterministic, and just as fast for NumPy)."""
+    return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _new((n, n if m is None else m), lambda xp, s, d: xp.eye(s[0], s[1], dtype=d),
+                dtype, device, requires_grad)
+
+
+def linspace(start, end, steps: int, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """``steps`` points evenly from ``start`` to ``end`` inclusive."""
+    if steps < 0:
+        raise ValueError(f"linspace: steps must be non-negative, got {steps}")
+    return _new((steps,), lambda xp, s, d: xp.linspace(start, end, steps).astype(d), dtype,
+                device, requires_grad)
+
+
+def logspace(start, end, steps: int, base: float = 10.0, dtype=None, device=None,
+             requires_grad=False) -> Tensor:
+    return _new((steps,), lambda xp, s, d: (base ** xp.linspace(start, end, steps)).astype(d),
+                dtype, device, requires_grad)
+
+
+def meshgrid(*tensors, indexing: str = "ij") -> tuple[Tensor, ...]:
+    """Coordinate grids from 1-D tensors; ``indexing='ij'`` (matrix, torch's default) or
+    ``'xy'`` (Cartesian: the first two outputs' dims swapped). Differentiable (expand)."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing not in ("ij", "xy"):
+        raise ValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
+    tensors = [t if isinstance(t, Tensor) else tensor(t) for t in tensors]
+    for t in tensors:
+        if t.ndim > 1:
+            raise ValueError(f"meshgrid: expects 0-D or 1-D tensors, got shape {t.shape}")
+    tensors = [t.reshape(-1) for t in tensors]
+    swap = indexing == "xy" and len(tensors) >= 2
+    if swap:
+        tensors[0], tensors[1] = tensors[1], tensors[0]
+    shape = tuple(t.shape[0] for t in tensors)
+    grids = []
+    for i, t in enumerate(tensors):
+        view = [1] * len(tensors)
+        view[i] = -1
+        grids.append(t.reshape(view).expand(shape))
+    if swap:  # built as (y, x, ...) in 'ij' order: hand back the x grid first
+        grids[0], grids[1] = grids[1], grids[0]
+    return tuple(grids)
+
+
+def randint(low, high=None, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Integers uniform on [low, high): ``randint(high, size)`` or ``randint(low, high,
+    size)``, int64 unless ``dtype`` is given."""
+    if size is None:                 # randint(high, size)
+        low, high, size = 0, low, high
+    if size is None:
+        raise TypeError("randint: missing the size argument")
+    if high <= low:
+        raise ValueError(f"randint: high ({high}) must be greater than low ({low})")
+    return _new(size, lambda xp, s, d: xp.asarray(_rng.integers(low, high, s).astype(d)),
+                np.int64 if dtype is None else dtype, device, requires_grad)
+
+
+def randperm(n: int, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A random permutation of 0 .. n-1 (int64)."""
+    return _new((n,), lambda xp, s, d: xp.asarray(_rng.permutation(n).astype(d)),
+                np.int64 if dtype is None else dtype, device, requires_grad)
+
+
+def randint_like(t, low, high=None, dtype=None, device=None) -> Tensor:
+    if high is None:
+        low, high = 0, low
+    return randint(low, high, t.shape, dtype=dtype or t.dtype, device=device or t.device)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor that shares ``array``'s memory (and keeps its dtype), as torch.from_numpy."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
+    return Tensor._make(array, False)
+
+
+def as_tensor(data: Any, dtype=None, device=None) -> Tensor:
+    """Like ``tensor`` but without a copy when ``data`` already has the dtype and device."""
+    if isinstance(data, Tensor):
+        return data.to(*(a for a in (device, dtype) if a is not None))
+    if (isinstance(data, np.ndarray) or backend.is_cupy_array(data)) and \
+            (dtype is None or np.dtype(dtype) == data.dtype) and \
+            (device is None or backend.check_device(str(device)) == backend.device_of(data)):
+        return Tensor._make(data, False)
+    return Tensor(data, dtype=dtype, device=None if device is None else str(device))
 
 
 def _random(fill, size, dtype, device, requires_grad) -> Tensor:
@@ -143,18 +242,30 @@ def stack(tensors, dim: int = 0) -> Tensor:
     return Stack.apply(*tensors, dim=dim % (tensors[0].ndim + 1))
 
 
-def where(condition, input, other) -> Tensor:  # noqa: A002
-    """Elementwise ``condition ? input : other``, differentiable in input and other."""
+def where(condition, input=None, other=None) -> Tensor:  # noqa: A002
+    """Elementwise ``condition ? input : other``, differentiable in input and other; the
+    dtype is promoted as torch (``where(c, 1.0, 0.0)`` is float32). With only a condition,
+    the indices of its nonzero elements (``nonzero(as_tuple=True)``)."""
+    if input is None and other is None:
+        from scratchvision.autograd import indexing  # noqa: PLC0415
+        return indexing.nonzero(condition, as_tuple=True)
     cond = condition.data if isinstance(condition, Tensor) else condition
     like = input if isinstance(input, Tensor) else other if isinstance(other, Tensor) else None
     if like is None:
-        return Tensor(xp_of(cond).where(cond, input, other))
-    from scratchvision.autograd.tensor import _lift  # noqa: PLC0415
+        dtype = promotion.result_type(input, other)
+        cond = xp_of(cond).asarray(cond)
+        xp = xp_of(cond)
+        return Tensor._make(xp.where(cond, xp.asarray(input, dtype), xp.asarray(other, dtype)),
+                            False)
+    from scratchvision.autograd.tensor import _promoted  # noqa: PLC0415
     if backend.device_of(cond) != like.device:  # a mask made on the host, used on the GPU
         cond = backend.to_device(cond, like.device)
-    return Where.apply(cond, _lift(input, like), _lift(other, like))
+    if getattr(cond, "dtype", None) != np.bool_:
+        cond = like.xp.asarray(cond).astype(bool)
+    return Where.apply(cond, *_promoted(input, other))
 
 
-__all__ = ["Function", "arange", "cat", "default_generator", "full", "full_like", "manual_seed",
-           "ones", "ones_like", "rand", "rand_like", "randn", "randn_like", "stack", "tensor",
-           "where", "zeros", "zeros_like"]
+__all__ = ["Function", "arange", "as_tensor", "cat", "default_generator", "empty", "eye",
+           "from_numpy", "full", "full_like", "linspace", "logspace", "manual_seed", "meshgrid",
+           "ones", "ones_like", "rand", "rand_like", "randint", "randint_like", "randn",
+           "randn_like", "randperm", "stack", "tensor", "where", "zeros", "zeros_like"]

@@ -22,6 +22,7 @@ Example (the whole of a differentiable exp)::
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 from scratchvision.backend import get_array_module
@@ -55,14 +56,34 @@ class _GradMode:
         return wrapper
 
 
-def no_grad() -> _GradMode:
-    """Context (or decorator) in which ops build no graph: inference without memory cost."""
-    return _GradMode(False)
+def no_grad(fn=None):
+    """Context (or decorator, ``@no_grad()`` or bare ``@no_grad``) in which ops build no
+    graph: inference without memory cost."""
+    mode = _GradMode(False)
+    return mode if fn is None else mode(fn)
 
 
 def enable_grad() -> _GradMode:
     """Context (or decorator) that turns grad mode back on inside a ``no_grad`` block."""
     return _GradMode(True)
+
+
+def inference_mode(mode: bool = True) -> _GradMode:
+    """torch's faster ``no_grad``; here the same thing (there is no separate fast path)."""
+    return _GradMode(not mode)
+
+
+class set_grad_enabled(_GradMode):
+    """``set_grad_enabled(False)`` switches grad mode at once, as a function call; used as a
+    context manager it restores the previous mode on exit (torch's two uses)."""
+
+    def __init__(self, mode: bool) -> None:
+        super().__init__(bool(mode))
+        self.prev = is_grad_enabled()
+        _state.enabled = self.enabled
+
+    def __enter__(self) -> None:
+        pass
 
 
 def unbroadcast(grad, shape: tuple[int, ...]):
@@ -83,11 +104,35 @@ def unbroadcast(grad, shape: tuple[int, ...]):
     return grad
 
 
+class VersionCounter:
+    """How many times a tensor's array was modified in place; views share their base's."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+def root_array(arr):
+    """The array that owns ``arr``'s memory (``arr`` itself unless it is a view)."""
+    base = getattr(arr, "base", None)
+    while base is not None and hasattr(base, "shape"):
+        arr, base = base, getattr(base, "base", None)
+    return arr
+
+
 class Function:
-    """Base class of a differentiable op: subclass and define ``forward`` and ``backward``."""
+    """Base class of a differentiable op: subclass and define ``forward`` and ``backward``.
+
+    Graph edges point at Functions, as in PyTorch: ``inputs[i]`` is the ``grad_fn`` of the
+    i-th argument, or the argument itself when it is a leaf that requires grad (its
+    gradient is accumulated into ``.grad``), or None. Because an edge names the Function
+    that made a value and not the tensor object that holds it, an in-place op can give a
+    tensor a new ``grad_fn`` without re-routing the ops that consumed its old value.
+    """
 
     needs_input_grad: tuple[bool, ...] = ()
-    parents: tuple = ()
+    inputs: tuple = ()
 
     def forward(self, *args: Any, **kwargs: Any):
         raise NotImplementedError
@@ -96,7 +141,11 @@ class Function:
         raise NotImplementedError
 
     def save_for_backward(self, *arrays: Any) -> None:
-        """Keep arrays for ``backward`` (freed after the backward pass unless retained)."""
+        """Keep arrays for ``backward`` (freed after the backward pass unless retained).
+
+        An array that is (a view of) an argument or the output is checked at backward
+        time: if that tensor was modified in place since, backward raises instead of
+        computing a wrong gradient."""
         self._saved = arrays
 
     @property
@@ -123,6 +172,12 @@ class Function:
         device = None
         for a in args:
             if isinstance(a, Tensor):
+                if a._stale_history and a.requires_grad and is_grad_enabled():
+                    raise RuntimeError(
+                        f"{type(self).__name__}: a tensor of shape {a.shape} was modified in "
+                        "place through a view (v = x[i]; v.mul_(2)) and its graph no longer "
+                        "matches its values: write the view back (x[i] = v, which is what "
+                        "x[i] *= 2 does) or modify a clone")
                 if device is None:
                     device = a.device
                 elif a.device != device:
@@ -137,17 +192,67 @@ class Function:
         out = self.forward(*raw, **kwargs)
         track = any(needs) and is_grad_enabled()
         result = Tensor._make(out, track)
+        # A view of an argument shares its version counter, so modifying either in place
+        # is seen by every Function that saved the other.
+        out_root = root_array(out)
+        for a in args:
+            if isinstance(a, Tensor) and root_array(a.data) is out_root:
+                result._version_counter = a._version_counter
+                result._base = a._base if a._base is not None else a
+                break
         if track:
-            self.parents = tuple(a if isinstance(a, Tensor) else None for a in args)
+            self.inputs = tuple(_edge(a) for a in args)
+            self._record_saved_versions(args, result)
+            self._output = weakref.ref(result)
+            self.out_shape, self.out_dtype = tuple(out.shape), out.dtype
             result.grad_fn = self
         return result
+
+    def _record_saved_versions(self, args, result) -> None:
+        """Remember the version of every tensor whose array ``forward`` saved."""
+        from scratchvision.autograd.tensor import Tensor  # noqa: PLC0415
+        saved = getattr(self, "_saved", ())
+        if not saved:
+            return
+        roots = {id(root_array(s)) for s in saved if hasattr(s, "shape")}
+        checks = []
+        for t in (*args, result):
+            if isinstance(t, Tensor) and id(root_array(t.data)) in roots:
+                checks.append((t._version_counter, t._version_counter.value, t.dtype, t.shape))
+        self._saved_versions = checks
+
+    def check_saved_versions(self) -> None:
+        """Raise if a tensor saved for backward was modified in place after it was saved."""
+        for counter, expected, dtype, shape in getattr(self, "_saved_versions", ()):
+            if counter.value != expected:
+                raise RuntimeError(
+                    "one of the variables needed for gradient computation has been modified "
+                    f"by an inplace operation: [{dtype} {list(shape)}], saved by "
+                    f"{type(self).__name__} for its backward, is at version {counter.value}; "
+                    f"expected version {expected} instead. Use .clone() before modifying it "
+                    "in place, or an out-of-place op")
+
+    def output_tensor(self):
+        """The tensor this Function made, while it is alive and still holds this history."""
+        ref = getattr(self, "_output", None)
+        t = ref() if ref is not None else None
+        return t if t is not None and t.grad_fn is self else None
 
     def release(self) -> None:
         """Drop saved values and graph links once backward has used them."""
         self.__dict__.clear()
+        self.released = True
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
+
+
+def _edge(a: Any):
+    """Where the gradient for argument ``a`` goes: its Function, itself (a leaf), or None."""
+    from scratchvision.autograd.tensor import Tensor  # noqa: PLC0415
+    if not isinstance(a, Tensor) or not a.requires_grad:
+        return None
+    return a.grad_fn if a.grad_fn is not None else a
 
 
 def xp_of(*arrays: Any):

@@ -116,7 +116,7 @@ def gradcheck(fn: Callable, inputs: Sequence[Any], eps: float = 1e-6, atol: floa
     with no_grad():
         for i in checked_inputs:
             x = args[i]
-            analytic = x.grad if x.grad is not None else x.xp.zeros_like(x.data)
+            analytic = x.grad.data if x.grad is not None else x.xp.zeros_like(x.data)
             analytic = backend.to_device(analytic, "cpu")
             positions = list(np.ndindex(*x.shape))
             if max_elements is not None and len(positions) > max_elements:

@@ -135,3 +135,99 @@ def _diamond(rng):
         h = x.exp()
         return (h * h + h.sqrt() * x).sum(dim=0)
     return fn, [rng.random((3, 2)) + 0.1]
+
+
+@register_gradcheck("remainder")
+def _remainder(rng):
+    a = rng.standard_normal((3, 4)) * 5
+    b = np.sign(rng.standard_normal((4,))) * (rng.random(4) + 1.5)
+    a[np.abs(np.remainder(a, b) - np.abs(b) / 2) > np.abs(b) / 2 - 0.05] = 0.25  # off the jumps
+    return [((lambda x, y: x % y), [a, b]), ((lambda x: x % 1.5), [a])]
+
+
+@register_gradcheck("maximum_minimum")
+def _maximum(rng):
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal((4,))
+    tied = np.array([1.0, 2.0, 3.0])  # equal operands: each gets half the gradient
+    return [((lambda x, y: x.maximum(y)), [a, b]), ((lambda x, y: x.minimum(y)), [a, b]),
+            ((lambda x, y: x.max(y) * 2), [a, b]),
+            ((lambda x, y: x.maximum(y)), [tied, tied.copy()])]
+
+
+@register_gradcheck("clamp_tensor_bounds")
+def _clamp_tensors(rng):
+    a = rng.standard_normal((3, 4))
+    lo, hi = rng.standard_normal((4,)) - 0.5, rng.standard_normal((3, 1)) + 0.5
+    a[np.minimum(np.abs(a - lo), np.abs(a - hi)) < 0.05] += 0.2  # away from the kinks
+    return [((lambda x, l, h: x.clamp(min=l, max=h)), [a, lo, hi]),
+            ((lambda x, l: x.clamp(min=l)), [a, lo])]
+
+
+@register_gradcheck("norm")
+def _norm(rng):
+    a = rng.standard_normal((3, 4))
+    a[np.abs(a) < 0.05] = 0.3
+    return [((lambda x: x.norm()), [a]), ((lambda x: x.norm(dim=1)), [a]),
+            ((lambda x: x.norm(p=1, dim=0, keepdim=True)), [a]),
+            ((lambda x: x.norm(p=3, dim=(0, 1))), [a]),
+            ((lambda x: x.norm(p=float("inf"), dim=1)), [rng.permutation(12).reshape(3, 4)
+                                                          .astype(float) - 5.5])]
+
+
+@register_gradcheck("rounding")
+def _rounding(rng):
+    a = rng.standard_normal((3, 4)) * 3
+    # floor/round are flat: the gradient is 0, and the sum with x keeps the check non-trivial
+    return [((lambda x: x.floor() + x), [a]), ((lambda x: x.round() * x), [a]),
+            ((lambda x: x - x.trunc()), [a]), ((lambda x: x.sign() * x), [a])]
+
+
+@register_gradcheck("einsum")
+def _einsum(rng):
+    from scratchvision.autograd.functions import einsum  # noqa: PLC0415
+    a, b = rng.standard_normal((2, 3)), rng.standard_normal((3, 4))
+    c = rng.standard_normal((5, 2, 3))
+    return [((lambda x, y: einsum("ij,jk->ik", x, y)), [a, b]),
+            ((lambda x: einsum("bij->j", x)), [c]),
+            ((lambda x, y: einsum("...ij,jk", x, y)), [c, b]),
+            ((lambda x, y: einsum("ij,ij->i", x, y)), [a, a.copy() + 1])]
+
+
+@register_gradcheck("inplace_ops")
+def _inplace(rng):
+    # in-place ops on non-leaf tensors: the gradient flows through the new history while
+    # earlier consumers keep the old one (y used h before `h *= w`)
+    def scaled(x, w):
+        h = x * 2
+        y = h + 1
+        h *= w
+        h += y
+        return h
+
+    def assigned(x, v):
+        h = x * 3                     # (x.exp() would raise: exp saved its output)
+        h[1:, 0] = v[:2] * 3          # IndexPut: v gets the gradient of those positions
+        return h
+
+    def clamped(x):
+        h = x + 0
+        h.clamp_(min=-0.5)
+        h.pow_(2)
+        return h
+    a = rng.standard_normal((3, 4))
+    a[np.abs(a + 0.5) < 0.05] = 0.2
+    return [(scaled, [a, rng.standard_normal((4,))]), (assigned, [a, rng.standard_normal(3)]),
+            (clamped, [a])]
+
+
+@register_gradcheck("trig_atan2")
+def _trig(rng):
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal((4,))
+    return [((lambda x: x.sin()), [a]), ((lambda x: x.cos()), [a]),
+            ((lambda x, y: x.atan2(y)), [a, b])]
+
+
+@register_gradcheck("cummax_cummin")
+def _cummax(rng):
+    a = rng.permutation(24).reshape(2, 3, 4).astype(float)   # distinct: no ties
+    return [((lambda x: x.cummax(2).values), [a]), ((lambda x: x.cummin(1)[0]), [a])]

@@ -39,25 +39,30 @@ class Sub(Function):
 
 
 class Mul(Function):
+    """Saves only what the gradients need (b for a's, a for b's), as torch does, so that
+    modifying the other operand in place afterwards is allowed."""
+
     def forward(self, a, b):
-        self.save_for_backward(a, b)
+        self.shapes = (a.shape, b.shape)
+        self.save_for_backward(b if _needs(self, 0) else None, a if _needs(self, 1) else None)
         return a * b
 
     def backward(self, gy):
-        a, b = self.saved_tensors
-        return (unbroadcast(gy * b, a.shape) if _needs(self, 0) else None,
-                unbroadcast(gy * a, b.shape) if _needs(self, 1) else None)
+        b, a = self.saved_tensors
+        return (unbroadcast(gy * b, self.shapes[0]) if _needs(self, 0) else None,
+                unbroadcast(gy * a, self.shapes[1]) if _needs(self, 1) else None)
 
 
 class Div(Function):
     def forward(self, a, b):
-        self.save_for_backward(a, b)
+        self.shapes = (a.shape, b.shape)
+        self.save_for_backward(a if _needs(self, 1) else None, b)
         return a / b
 
     def backward(self, gy):
         a, b = self.saved_tensors
-        ga = unbroadcast(gy / b, a.shape) if _needs(self, 0) else None
-        gb = unbroadcast(-gy * a / (b * b), b.shape) if _needs(self, 1) else None
+        ga = unbroadcast(gy / b, self.shapes[0]) if _needs(self, 0) else None
+        gb = unbroadcast(-gy * a / (b * b), self.shapes[1]) if _needs(self, 1) else None
         return ga, gb
 
 
@@ -389,6 +394,10 @@ class GetItem(Function):
             items = tuple(xp.asarray(i) if isinstance(i, np.ndarray) else i for i in items)
             index = items if isinstance(index, tuple) else items[0]
         self.in_shape, self.index, self.dtype = a.shape, index, a.dtype
+        if _is_basic_index(index) and not _has_ellipsis(index):
+            # x[0, 1] would give a NumPy scalar (a copy); with a trailing Ellipsis it is a
+            # 0-d view, so in-place ops on x[0, 1] write through to x, as in torch
+            return a[(index if isinstance(index, tuple) else (index,)) + (Ellipsis,)]
         return a[index]
 
     def backward(self, gy):
@@ -402,6 +411,10 @@ class GetItem(Function):
         else:
             np.add.at(ga, self.index, gy)
         return (ga,)
+
+
+def _has_ellipsis(index) -> bool:
+    return any(i is Ellipsis for i in (index if isinstance(index, tuple) else (index,)))
 
 
 def _is_basic_index(index) -> bool:
@@ -518,3 +531,201 @@ class ToDevice(Function):
 
     def backward(self, gy):
         return (backend.to_device(gy, self.in_device),)
+
+
+class Remainder(Function):
+    """``a % b`` with the sign of ``b`` (Python's and torch's rule); d/da = 1,
+    d/db = -floor(a / b)."""
+
+    def forward(self, a, b):
+        xp = xp_of(a, b)
+        self.save_for_backward(a, b)
+        self.shapes = (a.shape, b.shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return xp.asarray(xp.remainder(a, b))
+
+    def backward(self, gy):
+        a, b = self.saved_tensors
+        xp = xp_of(gy)
+        ga = unbroadcast(gy, self.shapes[0]) if _needs(self, 0) else None
+        gb = None
+        if _needs(self, 1):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gb = unbroadcast(-gy * xp.floor(a / b), self.shapes[1])
+        return ga, gb
+
+
+class Rounding(Function):
+    """floor, ceil, trunc, round (half to even) and sign: piecewise constant, so the
+    gradient is zero everywhere (torch's convention, also at the jumps)."""
+
+    def forward(self, a, kind, decimals=0):
+        xp = xp_of(a)
+        self.in_shape = a.shape
+        if kind == "sign":
+            return xp.sign(a)
+        if a.dtype.kind != "f":        # rounding an integer tensor leaves it as it is
+            return a.copy()
+        if kind == "round":
+            return xp.round(a, decimals)
+        return {"floor": xp.floor, "ceil": xp.ceil, "trunc": xp.trunc}[kind](a)
+
+    def backward(self, gy):
+        return (xp_of(gy).zeros(self.in_shape, dtype=gy.dtype),)
+
+
+class Maximum(Function):
+    """Elementwise maximum/minimum of two tensors; where they tie, each gets half the
+    gradient (as torch.maximum). NaN propagates."""
+
+    def forward(self, a, b, mode="max"):
+        xp = xp_of(a, b)
+        self.save_for_backward(a, b)
+        self.mode = mode
+        return xp.maximum(a, b) if mode == "max" else xp.minimum(a, b)
+
+    def backward(self, gy):
+        a, b = self.saved_tensors
+        wins_a = (a > b) if self.mode == "max" else (a < b)
+        tie = a == b
+        share_a = wins_a + 0.5 * tie                  # 1, 0.5 or 0
+        ga = unbroadcast(gy * share_a, a.shape) if _needs(self, 0) else None
+        gb = unbroadcast(gy * (1 - share_a), b.shape) if _needs(self, 1) else None
+        return (ga.astype(gy.dtype) if ga is not None else None,
+                gb.astype(gy.dtype) if gb is not None else None)
+
+
+class Norm(Function):
+    """The p-norm over ``dim``: (sum |x|^p)^(1/p); p = inf is max |x|.
+
+    d/dx = sign(x) |x|^(p-1) / y^(p-1). Where y = 0 the gradient is 0 (torch's
+    subgradient); for p = inf it is shared evenly among the tied largest |x|."""
+
+    def forward(self, a, p=2.0, dim=None, keepdim=False):
+        xp = xp_of(a)
+        self.in_shape, self.dim, self.keepdim, self.p = a.shape, dim, keepdim, p
+        absa = xp.abs(a)
+        if p == np.inf:
+            y = absa.max(axis=dim, keepdims=True) if a.size else xp.zeros((1,) * a.ndim,
+                                                                           a.dtype)
+        elif p == 2.0:
+            y = xp.sqrt((a * a).sum(axis=dim, keepdims=True))
+        elif p == 1.0:
+            y = absa.sum(axis=dim, keepdims=True)
+        else:
+            y = (absa ** p).sum(axis=dim, keepdims=True) ** (1.0 / p)
+        self.save_for_backward(a, y)
+        out = y if keepdim else (y.reshape(()) if dim is None else y.squeeze(axis=dim))
+        return xp.asarray(out).astype(a.dtype, copy=False)
+
+    def backward(self, gy):
+        a, y = self.saved_tensors
+        xp = xp_of(gy)
+        g = _expand_back(gy, self.in_shape, self.dim, self.keepdim)
+        safe_y = xp.where(y == 0, 1, y)
+        if self.p == np.inf:
+            hit = (xp.abs(a) == y) & (y > 0)
+            ga = g * xp.sign(a) * hit / xp.maximum(hit.sum(axis=self.dim, keepdims=True), 1)
+        elif self.p == 2.0:
+            ga = g * a / safe_y
+        elif self.p == 1.0:
+            ga = g * xp.sign(a)
+        else:
+            ga = g * xp.sign(a) * xp.abs(a) ** (self.p - 1) / safe_y ** (self.p - 1)
+        ga = xp.where(y == 0, 0, ga) if self.p != 1.0 else ga
+        return (xp.broadcast_to(ga, self.in_shape).astype(gy.dtype),)
+
+
+class IndexPut(Function):
+    """``out = a.copy(); out[index] = value``: the op behind ``x[index] = value`` in the
+    graph. The old value's gradient is zero where it was overwritten; ``value`` gets the
+    gradient of the positions it was written to (summed over broadcast dims)."""
+
+    def forward(self, a, value, index):
+        out = a.copy()
+        out[index] = value
+        self.index, self.value_shape = index, value.shape
+        return out
+
+    def backward(self, gy):
+        ga = gv = None
+        if _needs(self, 0):
+            ga = gy.copy()
+            ga[self.index] = 0
+        if _needs(self, 1):
+            gv = unbroadcast(gy[self.index], self.value_shape)
+        return ga, gv
+
+
+class Einsum(Function):
+    """``einsum(equation, *operands)`` in explicit form (``'ij,jk->ik'``; the caller
+    normalises implicit forms and ellipses). The gradient of operand i is itself an
+    einsum: the output gradient contracted with the other operands, back to operand i's
+    subscripts; letters that appear only in operand i were summed away, so that gradient
+    is broadcast back along them."""
+
+    def forward(self, *operands, equation):
+        xp = xp_of(*operands)
+        inputs, output = equation.split("->")
+        self.subs, self.out_sub = inputs.split(","), output
+        for sub in self.subs:
+            if len(set(sub)) != len(sub):
+                raise ValueError(f"einsum: repeated subscripts within one operand ({sub!r}, "
+                                 "a diagonal) are not differentiable here")
+        self.save_for_backward(*operands)
+        return xp.asarray(xp.einsum(equation, *operands))
+
+    def backward(self, gy):
+        operands = self.saved_tensors
+        xp = xp_of(gy)
+        grads = []
+        for i, sub in enumerate(self.subs):
+            if not _needs(self, i):
+                grads.append(None)
+                continue
+            others = [(s, op) for j, (s, op) in enumerate(zip(self.subs, operands)) if j != i]
+            present = set(self.out_sub).union(*[set(s) for s, _ in others])
+            kept = "".join(c for c in sub if c in present)
+            eq = ",".join([self.out_sub] + [s for s, _ in others]) + "->" + kept
+            g = xp.einsum(eq, gy, *[op for _, op in others])   # letters of `kept`
+            # letters summed only inside operand i: size-1 axes, then broadcast back
+            shape = operands[i].shape
+            g = g.reshape([n if c in present else 1 for n, c in zip(shape, sub)])
+            full = xp.broadcast_to(g, shape).astype(gy.dtype)
+            grads.append(full)
+        return tuple(grads)
+
+
+class Sin(Function):
+    def forward(self, a):
+        self.save_for_backward(a)
+        return xp_of(a).sin(a)
+
+    def backward(self, gy):
+        (a,) = self.saved_tensors
+        return (gy * xp_of(a).cos(a),)
+
+
+class Cos(Function):
+    def forward(self, a):
+        self.save_for_backward(a)
+        return xp_of(a).cos(a)
+
+    def backward(self, gy):
+        (a,) = self.saved_tensors
+        return (-gy * xp_of(a).sin(a),)
+
+
+class Atan2(Function):
+    """atan2(a, b), the angle of the point (b, a); d/da = b / r^2, d/db = -a / r^2."""
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return xp_of(a, b).arctan2(a, b)
+
+    def backward(self, gy):
+        a, b = self.saved_tensors
+        r2 = a * a + b * b
+        r2 = xp_of(r2).where(r2 == 0, 1, r2)
+        return (unbroadcast(gy * b / r2, a.shape) if _needs(self, 0) else None,
+                unbroadcast(-gy * a / r2, b.shape) if _needs(self, 1) else None)

@@ -21,7 +21,7 @@ def test_tensor_to_and_back():
     y = x.to("cuda")
     assert y.device == "cuda" and type(y.data).__module__.startswith("cupy")
     (y * y).sum().backward()
-    assert x.grad is not None and type(x.grad).__module__ == "numpy"
+    assert x.grad is not None and type(x.grad.data).__module__ == "numpy"
     np.testing.assert_allclose(x.grad, 2 * x.numpy(), rtol=1e-6)
     with pytest.raises(ValueError, match="one device"):
         sv.randn(3) + sv.randn(3, device="cuda")

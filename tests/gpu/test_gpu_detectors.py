@@ -50,7 +50,7 @@ def test_detector_loss_and_gradients_on_gpu_match_cpu(name):
         for v in values[1:]:
             total = total + v
         total.backward()
-        grads = {k: p.grad for k, p in model.named_parameters() if p.grad is not None}
+        grads = {k: p.grad.data for k, p in model.named_parameters() if p.grad is not None}
         results.append(({k: v.item() for k, v in terms.items()}, grads))
     (cpu_terms, cpu_grads), (gpu_terms, gpu_grads) = results
     for k, v in cpu_terms.items():

@@ -46,7 +46,7 @@ def test_segmenter_on_gpu_matches_cpu(name):
     for model, device in ((cpu_model, "cpu"), (gpu_model, "cuda")):
         loss = F.cross_entropy(model(sv.tensor(x, device=device)), t)
         loss.backward()
-        grads = {k: p.grad for k, p in model.named_parameters()}
+        grads = {k: p.grad.data for k, p in model.named_parameters()}
         results.append((loss.item(), grads))
     assert abs(results[0][0] - results[1][0]) < 1e-4 * max(1.0, abs(results[0][0]))
     for k, g in results[0][1].items():

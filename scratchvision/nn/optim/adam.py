@@ -61,7 +61,7 @@ class Adam(Optimizer):
         xp = params[0].xp
         flat = self._flat_state(group, params)
         p_flat = _concat(xp, [p.data for p in params])
-        g = _concat(xp, [p.grad for p in params])
+        g = _concat(xp, [p.grad.data for p in params])
         if wd and self._decoupled:
             p_flat *= 1 - lr * wd
         elif wd:
@@ -80,6 +80,7 @@ class Adam(Optimizer):
         offset = 0
         for p in params:                     # write the new values back, one copy each
             p.data[...] = p_flat[offset:offset + p.data.size].reshape(p.data.shape)
+            p._version_counter.value += 1    # an in-place update, as torch counts it
             offset += p.data.size
 
     def _flat_state(self, group, params) -> dict:

@@ -28,7 +28,7 @@ class SGD(Optimizer):
             lr, mom, damp = group["lr"], group["momentum"], group["dampening"]
             wd, nesterov = group["weight_decay"], group["nesterov"]
             for p in self._params_with_grad(group):
-                g = -p.grad if group["maximize"] else p.grad
+                g = -p.grad.data if group["maximize"] else p.grad.data
                 if wd:
                     g = g + wd * p.data
                 if mom:
@@ -41,3 +41,4 @@ class SGD(Optimizer):
                         buf += (1 - damp) * g
                     g = g + mom * buf if nesterov else buf
                 p.data -= lr * g
+                p._version_counter.value += 1  # an in-place update, as torch counts it
