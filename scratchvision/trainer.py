@@ -39,18 +39,27 @@ Then ``evaluate(model)``, one JSON line appended to ``out/log.jsonl``::
 
 Checkpoint format
 -----------------
-``out/checkpoint.npz``, a plain ``numpy.savez`` archive (no pickle), written to a
-temporary file and renamed, so a crash never leaves half a checkpoint:
+``out/checkpoint.npz`` is one ``scratchvision.save`` checkpoint (the pickle-free ``.npz``
+with a JSON index of ``scratchvision/serialization.py``; ``scratchvision.load`` reads it
+back), written to a temporary file and renamed, so a crash never leaves half a checkpoint.
+It holds one dict::
 
-- ``model/<dotted name>``: every parameter and buffer (``model.state_dict()``);
-- ``optim/<parameter index>/<state name>``: the optimiser's per-parameter state (Adam's
-  ``step``, ``exp_avg``, ``exp_avg_sq``; SGD's ``momentum_buffer``);
-- ``meta``: one JSON string with ``epoch`` (epochs done), ``history`` (every log record
-  so far), ``optim_groups`` (hyper-parameters of the parameter groups), ``sched`` (the
-  scheduler's state), ``rng`` (the bit-generator state of
-  ``scratchvision.autograd.factories.default_generator``: dropout, random init),
-  ``best`` (``{"value", "epoch"}`` or null), ``settings`` (the task's dict) and
-  ``trainer`` (this trainer's own hyper-parameters).
+    {"format": "scratchvision.trainer", "version": 2,
+     "epoch": epochs done, "step": optimiser steps done,
+     "model": model.state_dict(),              # every parameter and buffer
+     "optimizer": optimizer.state_dict(),      # torch's layout: per-parameter state (Adam's
+                                               # step, exp_avg, exp_avg_sq; SGD's
+                                               # momentum_buffer) and the param groups
+     "scheduler": scheduler.state_dict(),
+     "rng": {"scratchvision": bit-generator state of
+             scratchvision.autograd.factories.default_generator},  # dropout, random init
+     "history": every log record so far, "best": {"value", "epoch"} or None,
+     "settings": the task's dict, "trainer": this trainer's own hyper-parameters}
+
+(the trainer itself draws no numbers from NumPy's global generator, so it is not saved).
+Checkpoints of the previous format (a flat ``.npz`` with a ``meta`` array) are refused
+with a message saying so. ``best.npz`` and ``model.npz`` are ``nn.save`` weight files:
+``nn.load`` reads them.
 
 Exact resume
 ------------
@@ -78,8 +87,10 @@ import numpy as np
 from scratchvision import nn
 from scratchvision.autograd import Tensor
 from scratchvision.autograd.factories import default_generator
+from scratchvision.serialization import PlainNpzError, load, save
 
 CHECKPOINT, LOG, BEST, FINAL = "checkpoint.npz", "log.jsonl", "best.npz", "model.npz"
+CHECKPOINT_FORMAT, CHECKPOINT_VERSION = "scratchvision.trainer", 2
 
 
 class Trainer:
@@ -197,7 +208,7 @@ class Trainer:
                 if not self.quiet:
                     print(self._summary(record), flush=True)
                 self.save_checkpoint(self.out / CHECKPOINT)
-        nn.save(self.model, self.out / FINAL)
+        nn.save(self.model, self.out / FINAL)   # atomic, as every write of scratchvision.save
         return self.history
 
     def _epoch(self, epoch: int) -> dict:
@@ -267,7 +278,7 @@ class Trainer:
         value = float(record[self.metric])
         if not math.isnan(value) and (self.best is None or value > self.best["value"]):
             self.best = {"value": value, "epoch": epoch + 1}
-            _atomic_savez(self.out / BEST, self.model.state_dict())
+            nn.save(self.model, self.out / BEST)
         if self.best is not None:
             record["best_epoch"] = self.best["epoch"]
             record[f"best_{self.metric}"] = self.best["value"]
@@ -288,44 +299,48 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, path) -> None:
         """Model, optimiser, scheduler, random state, epoch, history, best, settings."""
-        arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
-        ostate = self.optimizer.state_dict()
-        for i, s in ostate["state"].items():
-            for k, v in s.items():
-                arrays[f"optim/{i}/{k}"] = np.asarray(v)
-        meta = {"epoch": self.epoch, "history": self.history,
-                "optim_groups": ostate["param_groups"], "sched": self.scheduler.state_dict(),
-                "rng": default_generator().bit_generator.state, "best": self.best,
-                "settings": self.settings, "trainer": self.hyper}
-        arrays["meta"] = np.array(json.dumps(meta, default=float))
-        _atomic_savez(Path(path), arrays)
+        save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+              "epoch": self.epoch, "step": self.scheduler.last_epoch,
+              "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+              "scheduler": self.scheduler.state_dict(),
+              "rng": {"scratchvision": default_generator().bit_generator.state},
+              "history": self.history, "best": self.best,
+              "settings": self.settings, "trainer": self.hyper}, Path(path))
 
     def load_checkpoint(self, path) -> None:
         """Restore what ``save_checkpoint`` wrote, after checking the settings agree."""
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"resume: no checkpoint at {path}")
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            differ = _differences(meta.get("settings"), self.settings) | _differences(
-                meta.get("trainer"), self.hyper)
-            if differ:
-                raise ValueError(f"resume: the checkpoint at {path} was written with other "
-                                 f"settings; these differ: {', '.join(sorted(differ))} ("
-                                 + "; ".join(_explain(k, meta, self) for k in sorted(differ))
-                                 + ")")
-            model_state = {k[6:]: data[k] for k in data.files if k.startswith("model/")}
-            state: dict = {}
-            for k in data.files:
-                if k.startswith("optim/"):
-                    _, i, name = k.split("/", 2)
-                    value = data[k]
-                    state.setdefault(int(i), {})[name] = int(value) if name == "step" else value
-        self.model.load_state_dict(model_state)
-        self.optimizer.load_state_dict({"state": state, "param_groups": meta["optim_groups"]})
-        self.scheduler.load_state_dict(meta["sched"])
-        default_generator().bit_generator.state = meta["rng"]
-        self.epoch, self.history, self.best = meta["epoch"], meta["history"], meta.get("best")
+        try:
+            ckpt = load(path)
+        except PlainNpzError:
+            raise ValueError(f"resume: {path} is a flat .npz of arrays: a checkpoint of an "
+                             "earlier version of the trainer (with a 'meta' array), which "
+                             "this version no longer reads, or a weights file; train afresh "
+                             "without resume (nn.load reads the weights in it)") from None
+        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or \
+                ckpt.get("version") != CHECKPOINT_VERSION:
+            found = (ckpt.get("format"), ckpt.get("version")) if isinstance(ckpt, dict) \
+                else type(ckpt).__name__
+            raise ValueError(f"resume: {path} is not a trainer checkpoint of format "
+                             f"{CHECKPOINT_FORMAT!r} version {CHECKPOINT_VERSION} (found "
+                             f"{found!r})")
+        missing = sorted(_CHECKPOINT_KEYS - set(ckpt))
+        if missing:
+            raise ValueError(f"resume: the checkpoint at {path} lacks {', '.join(missing)}")
+        differ = _differences(ckpt["settings"], self.settings) | _differences(
+            ckpt["trainer"], self.hyper)
+        if differ:
+            raise ValueError(f"resume: the checkpoint at {path} was written with other "
+                             f"settings; these differ: {', '.join(sorted(differ))} ("
+                             + "; ".join(_explain(k, ckpt, self) for k in sorted(differ))
+                             + ")")
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        default_generator().bit_generator.state = ckpt["rng"]["scratchvision"]
+        self.epoch, self.history, self.best = ckpt["epoch"], ckpt["history"], ckpt["best"]
 
 
 def _unpack(item, epoch: int, step: int):
@@ -357,6 +372,10 @@ def _jsonable(obj):
     return obj
 
 
+_CHECKPOINT_KEYS = {"epoch", "model", "optimizer", "scheduler", "rng", "history", "best",
+                    "settings", "trainer"}
+
+
 def _differences(saved: dict | None, current: dict) -> set[str]:
     saved = saved or {}
     return {k for k in set(saved) | set(current) if saved.get(k, _MISSING) != current.get(
@@ -384,11 +403,3 @@ def _describe(obj) -> str:
     if isinstance(obj, (tuple, list)):
         return f"a {type(obj).__name__} of {len(obj)}"
     return type(obj).__name__
-
-
-def _atomic_savez(path: Path, arrays: dict) -> None:
-    """np.savez to a temporary file, then rename: a crash never leaves half a file."""
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    tmp.replace(path)

@@ -180,7 +180,7 @@ def test_clip_grad_norm_by_hand():
 def test_sgd_step_with_clipping_by_hand(tmp_path):
     """One epoch of one step, plain SGD at a constant rate, clipped: w1 = w0 - lr * clip(g)."""
     model = make_model(dropout=0.0)
-    w0 = {k: v.copy() for k, v in model.state_dict().items()}
+    w0 = {k: v.numpy().copy() for k, v in model.state_dict().items()}
     x, y = X[:16], Y[:16]
     # the hand computation: mse = mean(r^2), r = x w + b - y; l1 = 1e-3 sum |w|
     r = x @ w0["linear.weight"][0] + w0["linear.bias"][0] - y

@@ -1,9 +1,12 @@
 """clip_grad_norm_ and saving/loading weights as .npz.
 
-``save(module_or_state_dict, path)`` writes every array under its dotted name with
-``numpy.savez`` (no pickle), so saved weights round-trip bit for bit and can be opened
-without scratchvision. ``load(path)`` returns the state_dict to pass to
-``load_state_dict``.
+``save(module_or_state_dict, path)`` writes the state_dict with ``scratchvision.save``
+(the pickle-free checkpoint format described in ``scratchvision/serialization.py``): a
+standard ``.npz`` whose members are the arrays under their dotted names, plus an
+``index.json``, so saved weights round-trip bit for bit and ``np.load(path)["conv1.weight"]``
+reads them without scratchvision. ``load(path)`` returns the state_dict to pass to
+``load_state_dict``; it also reads the plain ``.npz`` weight files (arrays only, no index)
+that ``numpy.savez`` and earlier versions of ``save`` wrote.
 """
 from __future__ import annotations
 
@@ -12,6 +15,10 @@ import os
 from collections import OrderedDict
 
 import numpy as np
+
+from scratchvision import serialization
+from scratchvision.autograd.tensor import Tensor
+from scratchvision.backend import is_cupy_array
 
 
 def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
@@ -35,7 +42,7 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
 
     Returns
     -------
-    The total norm before clipping, a Python float (torch returns a 0-d tensor).
+    The total norm before clipping, a 0-d tensor on the host (as torch; ``float()`` it).
     """
     from scratchvision.backend import get_array_module  # noqa: PLC0415
 
@@ -43,9 +50,9 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
     if not norm_type > 0:
         raise ValueError(f"clip_grad_norm_: norm_type must be > 0 or inf, got {norm_type}")
     params = [parameters] if hasattr(parameters, "grad") else list(parameters)
-    grads = [p.grad for p in params if p.grad is not None and p.grad.size]
+    grads = [p.grad.data for p in params if p.grad is not None and p.grad.numel()]
     if not grads:
-        return 0.0
+        return _norm_tensor(0.0, params)
     by_module: dict[int, tuple] = {}     # id(array module) -> (module, [grads])
     for g in grads:
         xp = get_array_module(g)
@@ -65,21 +72,73 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
                            f"{total}; pass error_if_nonfinite=False to clip anyway")
     coef = max_norm / (total + 1e-6)
     if coef < 1 or math.isnan(coef):     # torch clamps the factor at 1 (a no-op there)
-        for g in grads:
-            g *= coef
-    return total
+        for p in params:
+            if p.grad is not None and p.grad.numel():
+                p.grad.data *= coef
+                p.grad._version_counter.value += 1
+    return _norm_tensor(total, params)
+
+
+def clip_grad_value_(parameters, clip_value: float) -> None:
+    """Clamp every gradient elementwise to [-clip_value, clip_value], in place (as torch)."""
+    params = [parameters] if hasattr(parameters, "grad") else list(parameters)
+    for p in params:
+        if p.grad is not None:
+            p.grad.clamp_(-float(clip_value), float(clip_value))
+
+
+def _norm_tensor(total: float, params):
+    """The total norm as torch returns it: a 0-d tensor (of the first gradient's dtype)."""
+    from scratchvision.autograd.tensor import Tensor  # noqa: PLC0415
+    dtype = next((p.grad.dtype for p in params if p.grad is not None), np.float32)
+    return Tensor._make(np.asarray(total, dtype=dtype), False)
 
 
 def save(obj, path: str | os.PathLike) -> None:
-    """Save a Module's state_dict (or a dict of arrays) to ``path`` (.npz)."""
+    """Save a Module's state_dict (or a dict of name -> Tensor or array) to ``path``.
+
+    The file is a ``scratchvision.save`` checkpoint whose root is the flat dict, written
+    atomically, to exactly the path given (no ``.npz`` appended). Values that are neither
+    Tensors nor arrays go through ``np.asarray``; CuPy arrays are copied to the host.
+    """
     state = obj.state_dict() if hasattr(obj, "state_dict") else obj
-    arrays = {k: np.asarray(v.get() if hasattr(v, "get") and not isinstance(v, dict) else v)
-              for k, v in state.items()}
-    with open(path, "wb") as f:  # exactly the path given, no '.npz' appended
-        np.savez(f, **arrays)
+    if not hasattr(state, "items"):
+        raise TypeError(f"nn.save: expected a Module or a dict of name -> Tensor, got "
+                        f"{type(state).__name__}")
+    flat = {}
+    for k, v in state.items():
+        if not isinstance(k, str):
+            raise TypeError(f"nn.save: state_dict keys must be str, got {k!r}")
+        keep = isinstance(v, (Tensor, np.ndarray)) or is_cupy_array(v)
+        flat[k] = v if keep else np.asarray(v)
+    serialization.save(flat, path)
 
 
-def load(path: str | os.PathLike) -> "OrderedDict[str, np.ndarray]":
-    """Read a state_dict saved with ``save``."""
-    with np.load(path, allow_pickle=False) as data:
-        return OrderedDict((k, data[k]) for k in data.files)
+def load(path) -> OrderedDict[str, Tensor | np.ndarray]:
+    """Read a state_dict saved with ``save``: name -> Tensor, in the saved order.
+
+    Plain ``.npz`` weight files (arrays only, as ``numpy.savez`` and earlier versions of
+    ``save`` wrote them; e.g. older files in ``runs/``) load too: name -> NumPy array.
+    Either way the result goes straight into ``module.load_state_dict``. A checkpoint
+    holding more than a flat dict of arrays (the trainer's ``checkpoint.npz``) is refused
+    with a ``ValueError`` that says to read it with ``scratchvision.load``.
+    """
+    try:
+        state = serialization.load(path)
+    except serialization.PlainNpzError:   # the older format: one array per name, no index
+        if hasattr(path, "seek"):
+            path.seek(0)
+        with np.load(path, allow_pickle=False) as data:
+            return OrderedDict((k, data[k]) for k in data.files)
+    if not isinstance(state, dict):      # a ValueError: what the file holds is wrong
+        raise ValueError(f"nn.load: {path} holds a {type(state).__name__}, not a "  # noqa: TRY004
+                         "state_dict of name -> Tensor; read it with scratchvision.load(path)")
+    bad = [f"{k!r} ({type(v).__name__})" for k, v in state.items()
+           if not isinstance(k, str) or not isinstance(v, (Tensor, np.ndarray))]
+    if bad:
+        hint = "; the model's weights are scratchvision.load(path)['model']" \
+            if "model" in state else ""
+        raise ValueError(f"nn.load: {path} is not a state_dict of name -> Tensor: "
+                         f"{', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''} are not "
+                         f"arrays; read it with scratchvision.load(path){hint}")
+    return OrderedDict(state)
