@@ -270,7 +270,7 @@ def _load_model(args):
     state = nn.load(args.weights)
     try:
         model.load_state_dict(state)
-    except (KeyError, ValueError) as e:
+    except RuntimeError as e:  # missing/unexpected keys or a size mismatch
         hint = ""
         result = Path(args.weights).with_name("result.json")
         if result.exists():

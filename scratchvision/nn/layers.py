@@ -1,10 +1,15 @@
-"""Basic layers: containers (Sequential, ModuleList), Identity, Flatten, Linear,
-activations, Dropout and BatchNorm1d/2d, with torch.nn's constructor arguments and
-default initialisation.
+"""Basic layers: containers (Sequential, ModuleList, ModuleDict), Identity, Flatten,
+Linear, activations (ReLU, GELU, SiLU, LeakyReLU, Softplus, LogSigmoid, ELU, Hardtanh,
+ReLU6, Mish, Sigmoid, Tanh, Softmax), Dropout, BatchNorm1d/2d, LayerNorm and GroupNorm,
+with torch.nn's constructor arguments and default initialisation.
 """
 from __future__ import annotations
 
 import math
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterable as _IterableABC
+from collections.abc import Mapping
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -78,6 +83,74 @@ class ModuleList(Module):
         return iter(self._modules.values())
 
 
+class ModuleDict(Module):
+    """An ordered dict of sub-modules whose parameters are registered, as torch.nn.ModuleDict.
+
+    Keys are strings (no ``.``, not the name of a method such as ``keys``); insertion order
+    is kept, and ``update`` with another mapping keeps that mapping's order. Like torch's it
+    has no ``forward``: index it, ``for name in d``, ``d.items()``.
+    """
+
+    def __init__(self, modules: Mapping[str, Module] | Iterable | None = None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key: str) -> Module:
+        return self._modules[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        self.add_module(key, module)
+
+    def __delitem__(self, key: str) -> None:
+        del self._modules[key]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._modules
+
+    def clear(self) -> None:
+        self._modules.clear()
+
+    def pop(self, key: str) -> Module:
+        module = self[key]
+        del self[key]
+        return module
+
+    def keys(self):
+        return self._modules.keys()
+
+    def items(self):
+        return self._modules.items()
+
+    def values(self):
+        return self._modules.values()
+
+    def update(self, modules) -> None:
+        """Add (or replace) modules from a mapping or an iterable of (name, module) pairs."""
+        if not isinstance(modules, _IterableABC):
+            raise TypeError("ModuleDict.update should be called with an iterable of key/value "
+                            f"pairs, but got {type(modules).__name__}")
+        if isinstance(modules, (OrderedDict, ModuleDict, Mapping)):
+            for key, module in modules.items():
+                self[key] = module
+            return
+        for j, m in enumerate(modules):
+            if not isinstance(m, _IterableABC):
+                raise TypeError(f"ModuleDict update sequence element #{j} should be Iterable; "
+                                f"is {type(m).__name__}")
+            m = tuple(m)
+            if len(m) != 2:
+                raise ValueError(f"ModuleDict update sequence element #{j} has length "
+                                 f"{len(m)}; 2 is required")
+            self[m[0]] = m[1]
+
+
 class Identity(Module):
     def forward(self, x):
         return x
@@ -125,11 +198,48 @@ class Linear(Module):
 
 
 class ReLU(Module):
+    """max(x, 0); ``inplace`` as in ``F.relu`` (in place only for inputs without grad)."""
+
     def __init__(self, inplace: bool = False) -> None:
         super().__init__()
+        self.inplace = inplace
 
     def forward(self, x):
-        return F.relu(x)
+        return F.relu(x, inplace=self.inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class GELU(Module):
+    """x * Phi(x) (``approximate='tanh'``: the tanh approximation), as torch.nn.GELU."""
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got "
+                             f"{approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, approximate=self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class SiLU(Module):
+    """x * sigmoid(x) (swish), as torch.nn.SiLU."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x):
+        return F.silu(x, inplace=self.inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
 
 
 class LeakyReLU(Module):
@@ -142,6 +252,126 @@ class LeakyReLU(Module):
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
+
+
+class Softplus(Module):
+    """log(1 + exp(beta x)) / beta, linear above ``threshold``, as torch.nn.Softplus."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, x):
+        return F.softplus(x, self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class LogSigmoid(Module):
+    def forward(self, x):
+        return F.logsigmoid(x)
+
+
+class ELU(Module):
+    """x if x > 0 else alpha (exp(x) - 1), as torch.nn.ELU."""
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+        super().__init__()
+        self.alpha, self.inplace = alpha, inplace
+
+    def forward(self, x):
+        return F.elu(x, self.alpha, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+
+
+class Hardtanh(Module):
+    """Clamp to [min_val, max_val], as torch.nn.Hardtanh (``min_value``/``max_value`` are
+    torch's deprecated spellings of the bounds)."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False,
+                 min_value: float | None = None, max_value: float | None = None) -> None:
+        super().__init__()
+        if min_value is not None:
+            warnings.warn("keyword argument `min_value` is deprecated and renamed to `min_val`",
+                          FutureWarning, stacklevel=2)
+            min_val = min_value
+        if max_value is not None:
+            warnings.warn("keyword argument `max_value` is deprecated and renamed to `max_val`",
+                          FutureWarning, stacklevel=2)
+            max_val = max_value
+        if not max_val > min_val:
+            raise ValueError(f"Hardtanh: max_val ({max_val}) must be greater than min_val "
+                             f"({min_val})")
+        self.min_val, self.max_val, self.inplace = min_val, max_val, inplace
+
+    def forward(self, x):
+        return F.hardtanh(x, self.min_val, self.max_val, self.inplace)
+
+    def extra_repr(self) -> str:
+        return (f"min_val={self.min_val}, max_val={self.max_val}"
+                + (", inplace=True" if self.inplace else ""))
+
+
+class ReLU6(Hardtanh):
+    """min(max(x, 0), 6), as torch.nn.ReLU6."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__(0.0, 6.0, inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class Mish(Module):
+    """x * tanh(softplus(x)), as torch.nn.Mish."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x):
+        return F.mish(x, self.inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class PReLU(Module):
+    """x where x >= 0, else a * x with learnable slopes ``a``: one shared
+    (``num_parameters=1``) or one per channel, initialised to ``init`` (as torch)."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, dtype=None) -> None:
+        super().__init__()
+        self.num_parameters = num_parameters
+        self.weight = Parameter(np.full(num_parameters, init,
+                                        dtype=np.dtype(dtype or get_default_dtype())))
+
+    def forward(self, x):
+        return F.prelu(x, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
+
+
+class Hardswish(Module):
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x):
+        return F.hardswish(x, inplace=self.inplace)
+
+
+class Hardsigmoid(Module):
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x):
+        return F.hardsigmoid(x, inplace=self.inplace)
 
 
 class Sigmoid(Module):
@@ -231,3 +461,84 @@ class BatchNorm1d(_BatchNorm):
 class BatchNorm2d(_BatchNorm):
     """Batch norm over (N, C, H, W) inputs."""
     _expected_ndim = (4,)
+
+
+class LayerNorm(Module):
+    """Layer norm over the trailing ``normalized_shape`` dims, as torch.nn.LayerNorm:
+    weight ones and bias zeros of that shape (``elementwise_affine=False``: neither;
+    ``bias=False``: the weight only)."""
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True, dtype=None) -> None:
+        super().__init__()
+        if isinstance(normalized_shape, (int, np.integer)):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(int(d) for d in normalized_shape)
+        if not self.normalized_shape or min(self.normalized_shape) <= 0:
+            raise ValueError(f"LayerNorm: normalized_shape must be a non-empty shape of "
+                             f"positive sizes, got {normalized_shape}")
+        self.eps, self.elementwise_affine = eps, elementwise_affine
+        dtype = dtype or get_default_dtype()
+        if elementwise_affine:
+            self.weight = Parameter(np.ones(self.normalized_shape, dtype))
+            if bias:
+                self.bias = Parameter(np.zeros(self.normalized_shape, dtype))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def reset_parameters(self) -> None:
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, x):
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
+
+
+class GroupNorm(Module):
+    """Group norm of (N, C, *) inputs in ``num_groups`` groups of channels, as
+    torch.nn.GroupNorm: per-channel weight ones and bias zeros when ``affine``
+    (``bias=False``: the weight only)."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
+                 affine: bool = True, dtype=None, *, bias: bool = True) -> None:
+        super().__init__()
+        if num_groups <= 0 or num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels must be divisible by num_groups, got "
+                             f"num_channels={num_channels} and num_groups={num_groups}")
+        self.num_groups, self.num_channels = num_groups, num_channels
+        self.eps, self.affine = eps, affine
+        dtype = dtype or get_default_dtype()
+        if affine:
+            self.weight = Parameter(np.ones(num_channels, dtype))
+            if bias:
+                self.bias = Parameter(np.zeros(num_channels, dtype))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def reset_parameters(self) -> None:
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, x):
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise ValueError(f"GroupNorm({self.num_groups}, {self.num_channels}): expected "
+                             f"input (N, {self.num_channels}, *), got shape {x.shape}")
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, "
+                f"affine={self.affine}, bias={self.bias is not None}")

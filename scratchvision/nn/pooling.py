@@ -1,5 +1,6 @@
 """Pooling, unpooling and upsampling layers with torch.nn's constructor arguments:
-MaxPool2d, AvgPool2d, MaxUnpool2d, AdaptiveAvgPool2d, Upsample. Parameter-free; each
+MaxPool2d, AvgPool2d, MaxUnpool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Upsample,
+PixelShuffle, PixelUnshuffle. Parameter-free; each
 ``forward`` calls the op of ``scratchvision.functional`` of the same name.
 """
 from __future__ import annotations
@@ -7,7 +8,8 @@ from __future__ import annotations
 from scratchvision import functional as F
 from scratchvision.nn.module import Module
 
-__all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "MaxPool2d", "MaxUnpool2d", "Upsample"]
+__all__ = ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool2d", "MaxPool2d", "MaxUnpool2d",
+           "PixelShuffle", "PixelUnshuffle", "Upsample"]
 
 
 class MaxPool2d(Module):
@@ -78,6 +80,48 @@ class AdaptiveAvgPool2d(Module):
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool2d(Module):
+    """Max pooling to a fixed output grid (see ``F.adaptive_max_pool2d``)."""
+
+    def __init__(self, output_size, return_indices: bool = False) -> None:
+        super().__init__()
+        self.output_size, self.return_indices = output_size, return_indices
+
+    def forward(self, input):  # noqa: A002
+        return F.adaptive_max_pool2d(input, self.output_size, self.return_indices)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class PixelShuffle(Module):
+    """(*, C*r^2, H, W) -> (*, C, H*r, W*r) (see ``F.pixel_shuffle``)."""
+
+    def __init__(self, upscale_factor: int) -> None:
+        super().__init__()
+        self.upscale_factor = upscale_factor
+
+    def forward(self, input):  # noqa: A002
+        return F.pixel_shuffle(input, self.upscale_factor)
+
+    def extra_repr(self) -> str:
+        return f"upscale_factor={self.upscale_factor}"
+
+
+class PixelUnshuffle(Module):
+    """(*, C, H*r, W*r) -> (*, C*r^2, H, W) (see ``F.pixel_unshuffle``)."""
+
+    def __init__(self, downscale_factor: int) -> None:
+        super().__init__()
+        self.downscale_factor = downscale_factor
+
+    def forward(self, input):  # noqa: A002
+        return F.pixel_unshuffle(input, self.downscale_factor)
+
+    def extra_repr(self) -> str:
+        return f"downscale_factor={self.downscale_factor}"
 
 
 class Upsample(Module):
