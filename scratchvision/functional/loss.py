@@ -5,15 +5,30 @@
 ``sum_i w[t_i]`` over the non-ignored elements (not by their count), exactly as PyTorch.
 Inputs may be (N, C) or (N, C, d1, d2, ...) with targets (N,) or (N, d1, d2, ...): the
 segmentation case (N, C, H, W) with (N, H, W) targets.
+
+binary_cross_entropy works on probabilities, as torch: each log is clamped at -100 (so
+``x = 0`` or ``1`` gives a loss of at most 100, not inf), and the gradient
+``(x - y) / max(x (1 - x), 1e-12)`` is bounded the same way (1e-12 rounded to float32, as
+torch's constant, also in float64). kl_div takes log-probabilities
+as ``input`` (and probabilities, or log-probabilities with ``log_target=True``, as
+``target``): pointwise ``y (log y - x)`` with ``0 log 0 = 0``; 'batchmean' divides the sum
+by the batch size (the true KL divergence per sample), 'mean' by the number of elements.
+cosine_similarity follows torch 2.x: each vector is divided by its own norm clamped at
+``eps`` before the dot product, ``sum(x1 / max(|x1|, eps) * x2 / max(|x2|, eps))``.
+
+The deprecated ``size_average`` / ``reduce`` arguments of torch's losses are not accepted;
+every other argument has torch's name, position after them, and default.
 """
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
 from scratchvision.autograd.function import Function, unbroadcast, xp_of
 from scratchvision.autograd.gradcheck import register_gradcheck
 from scratchvision.autograd.tensor import Tensor, _raw
-from scratchvision.functional.activation import _as_tensor, log_softmax
+from scratchvision.functional.activation import _as_tensor, _floating, log_softmax
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -108,7 +123,7 @@ def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100,  # no
         x = x.reshape(1, -1)
     w = None
     if weight is not None:
-        w = weight.data if isinstance(weight, Tensor) else x.xp.asarray(weight, dtype=x.dtype)
+        w = x.xp.asarray(_raw(weight), dtype=x.dtype)   # a float64 weight keeps float32 out
         if w.shape != (x.shape[1],):
             raise ValueError(f"nll_loss: weight shape {w.shape} must be ({x.shape[1]},)")
     out = NLLLoss.apply(x, t, w, ignore_index, reduction)
@@ -297,6 +312,287 @@ def smooth_l1_loss(input: Tensor, target, reduction: str = "mean",  # noqa: A002
     return _reduce(SmoothL1.apply(x, y, beta), reduction)
 
 
+class BinaryCrossEntropy(Function):
+    """loss = -w [y max(log x, -100) + (1 - y) max(log(1 - x), -100)], as torch."""
+
+    def forward(self, x, y, weight):
+        xp = xp_of(x)
+        with np.errstate(divide="ignore"):
+            log_x = xp.maximum(xp.log(x), -100)
+            log_1mx = xp.maximum(xp.log1p(-x), -100)
+        loss = (y - 1) * log_1mx - y * log_x
+        if weight is not None:
+            loss = loss * weight
+        self.saved = (x, y, weight)
+        return loss.astype(x.dtype, copy=False)
+
+    def backward(self, gy):
+        xp = xp_of(gy)
+        x, y, weight = self.saved
+        g = gy if weight is None else gy * weight
+        # torch's EPSILON is the float 1e-12 (9.99999996e-13 in float64)
+        gx = g * (x - y) / xp.maximum((1 - x) * x, x.dtype.type(np.float32(1e-12)))
+        gt = None
+        if self.needs_input_grad[1]:  # d/dy = log(1 - x) - log(x), unclamped as torch
+            with np.errstate(divide="ignore"):
+                gt = g * (xp.log1p(-x) - xp.log(x))
+            gt = gt.astype(x.dtype, copy=False)
+        return gx.astype(x.dtype, copy=False), gt, None
+
+
+def _in_unit_interval(a) -> bool:
+    return bool(((a >= 0) & (a <= 1)).all())   # False for NaN, as torch
+
+
+def binary_cross_entropy(input: Tensor, target, weight=None,  # noqa: A002
+                         reduction: str = "mean") -> Tensor:
+    """Binary cross-entropy between probabilities ``input`` and ``target``, as torch.
+
+    ``loss = -weight * (y log(x) + (1 - y) log(1 - x))`` elementwise, each log clamped
+    at -100; then reduced ('mean' over all elements, also with a weight).
+
+    Parameters
+    ----------
+    input : (*) probabilities in [0, 1] (e.g. the output of a sigmoid)
+    target : (*) same shape, values in [0, 1]
+    weight : optional, broadcastable to the target's shape, a rescaling per element
+    reduction : 'mean', 'sum' or 'none'
+    """
+    _check_reduction(reduction)
+    x = _floating(_as_tensor(input), "binary_cross_entropy")
+    y = _target_like(x, target)
+    if y.shape != x.shape:
+        raise ValueError(f"binary_cross_entropy: using a target size ({y.shape}) that is "
+                         f"different to the input size ({x.shape}) is deprecated. Please "
+                         "ensure they have the same size.")
+    if not _in_unit_interval(x.data):
+        raise ValueError("binary_cross_entropy: all elements of input should be between 0 "
+                         "and 1 (probabilities; for logits use "
+                         "binary_cross_entropy_with_logits)")
+    if not _in_unit_interval(y.data):
+        raise ValueError("binary_cross_entropy: all elements of target should be between 0 "
+                         "and 1")
+    w = None
+    if weight is not None:
+        w = x.xp.asarray(_raw(weight), dtype=x.dtype)
+        try:
+            full = np.broadcast_shapes(y.shape, w.shape)
+        except ValueError:
+            full = None
+        if full != y.shape:
+            raise ValueError(f"binary_cross_entropy: weight of shape {w.shape} does not "
+                             f"broadcast to the target's shape {y.shape}")
+    return _reduce(BinaryCrossEntropy.apply(x, y.to(x.dtype), w), reduction)
+
+
+class Huber(Function):
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta) (d = x - y), as torch."""
+
+    def forward(self, x, y, delta):
+        xp = xp_of(x)
+        d = x - y
+        ad = xp.abs(d)
+        self.d, self.delta = d, delta
+        return xp.where(ad < delta, 0.5 * d * d, delta * (ad - 0.5 * delta)).astype(x.dtype)
+
+    def backward(self, gy):
+        xp = xp_of(gy)
+        g = gy * xp.clip(self.d, -self.delta, self.delta)     # d inside, +-delta outside
+        return (g if self.needs_input_grad[0] else None,
+                -g if self.needs_input_grad[1] else None, None)
+
+
+def huber_loss(input: Tensor, target, reduction: str = "mean",  # noqa: A002
+               delta: float = 1.0, weight=None) -> Tensor:
+    """Huber loss: quadratic ``0.5 d^2`` for ``|d| < delta``, linear
+    ``delta (|d| - 0.5 delta)`` beyond (``d = input - target``); ``delta`` times
+    ``smooth_l1_loss(beta=delta)``.
+
+    Parameters
+    ----------
+    input, target : (*) same shape
+    reduction : 'mean', 'sum' or 'none'
+    delta : > 0, where the loss turns from quadratic to linear
+    weight : optional, the input's shape: each element's loss is multiplied by it before
+        the reduction ('mean' still divides by the number of elements), as torch
+    """
+    _check_reduction(reduction)
+    if not delta > 0:
+        raise ValueError(f"huber_loss does not support non-positive values for delta, got "
+                         f"{delta}")
+    x = _as_tensor(input)
+    y = _target_like(x, target)
+    _check_same_shape(x, y, "huber_loss")
+    loss = Huber.apply(x, y, delta)
+    if weight is not None:
+        w = _target_like(x, weight)
+        if w.shape != x.shape:
+            raise ValueError(f"huber_loss: weights and input must have the same size, got "
+                             f"weight {w.shape} and input {x.shape}")
+        loss = loss * w
+    return _reduce(loss, reduction)
+
+
+class KLDiv(Function):
+    """Pointwise KL term: ``xlogy(y, y) - y x``, or ``exp(y) (y - x)`` with log targets."""
+
+    def forward(self, x, y, log_target):
+        xp = xp_of(x, y)
+        self.x, self.y, self.log_target = x, y, log_target
+        if log_target:
+            out = xp.exp(y) * (y - x)
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out = xp.where(y == 0, 0, y * xp.log(y)) - y * x     # 0 log 0 = 0
+        return out.astype(xp.result_type(x, y), copy=False)
+
+    def backward(self, gy):
+        xp = xp_of(gy)
+        x, y = self.x, self.y
+        e = xp.exp(y) if self.log_target else None
+        gx = gy * (-e if self.log_target else -y)
+        gt = None
+        if self.needs_input_grad[1]:
+            if self.log_target:
+                gt = gy * (e * (y - x) + e)
+            else:  # torch's xlogy backward: log(y) + y / y - x, NaN where y == 0
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    gt = gy * (xp.where(y == 0, 0, xp.log(y)) + y / y - x)
+            gt = unbroadcast(gt, y.shape).astype(y.dtype, copy=False)
+        return unbroadcast(gx, x.shape).astype(x.dtype, copy=False), gt, None
+
+
+KL_REDUCTIONS = ("none", "batchmean", "sum", "mean")
+
+
+def kl_div(input: Tensor, target, reduction: str = "mean",  # noqa: A002
+           log_target: bool = False) -> Tensor:
+    """Kullback-Leibler divergence ``KL(target || exp(input))``, torch's semantics.
+
+    Pointwise ``target * (log(target) - input)`` (``0`` where ``target == 0``); with
+    ``log_target=True`` the target is given as log-probabilities:
+    ``exp(target) * (target - input)``. Input and target broadcast, as torch.
+
+    Parameters
+    ----------
+    input : (N, *) log-probabilities (e.g. ``log_softmax``)
+    target : broadcastable to input, probabilities (log-probabilities if ``log_target``)
+    reduction : 'batchmean' (sum / N: the KL divergence per sample), 'sum', 'none', or
+        'mean' (sum / number of elements; torch warns that it is not the KL divergence
+        and so does this)
+    log_target : whether ``target`` is in log space
+    """
+    if reduction not in KL_REDUCTIONS:
+        raise ValueError(f"{reduction} is not a valid value for reduction (one of "
+                         f"{KL_REDUCTIONS})")
+    if reduction == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and "
+                      "the support size.'batchmean' divides only by the batch size, and "
+                      "aligns with the KL div math definition.'mean' will be changed to "
+                      "behave the same as 'batchmean' in the next major release.",
+                      stacklevel=2)
+    x = _floating(_as_tensor(input), "kl_div")
+    y = _target_like(x, target)
+    try:
+        np.broadcast_shapes(x.shape, y.shape)
+    except ValueError:
+        raise ValueError(f"kl_div: input of shape {x.shape} and target of shape {y.shape} "
+                         "do not broadcast") from None
+    loss = KLDiv.apply(x, y, log_target)
+    if reduction == "batchmean":
+        total = loss.sum()
+        return total / x.shape[0] if x.ndim else total
+    return _reduce(loss, reduction)
+
+
+# ---------------------------------------------------------------- distances
+class CosineSimilarity(Function):
+    """sum(x1 / max(|x1|, eps) * x2 / max(|x2|, eps)) over ``dim``, torch 2.x's formula.
+
+    The backward is torch's too: the clamped norms are divided by as constants where the
+    clamp bites, and the norm's own gradient ``x / |x|`` (0 at a zero vector) is used.
+    """
+
+    def forward(self, x1, x2, dim, eps):
+        xp = xp_of(x1, x2)
+        self.shapes = (x1.shape, x2.shape)
+        x1, x2 = xp.broadcast_arrays(x1, x2)
+        n1 = xp.sqrt((x1 * x1).sum(axis=dim, keepdims=True))      # |x1| (.., 1, ..)
+        n2 = xp.sqrt((x2 * x2).sum(axis=dim, keepdims=True))
+        c1, c2 = xp.maximum(n1, eps), xp.maximum(n2, eps)        # torch's clamp_min_(eps)
+        u, v = x1 / c1, x2 / c2
+        self.saved = (x1, x2, n1, n2, c1, c2, u, v)
+        self.dim = dim
+        return (u * v).sum(axis=dim)
+
+    def backward(self, gy):
+        xp = xp_of(gy)
+        x1, x2, n1, n2, c1, c2, u, v = self.saved
+        g = xp.expand_dims(gy, self.dim)
+
+        def through(gu, x, n, c):
+            gn = -(gu * x).sum(axis=self.dim, keepdims=True) / (c * c)   # d/d(clamped norm)
+            safe = xp.where(n == 0, 1, n)
+            return gu / c + x * xp.where(n == 0, 0, gn / safe)         # + norm's backward
+
+        out = []
+        for k, (gu, x, n, c) in enumerate(((g * v, x1, n1, c1), (g * u, x2, n2, c2))):
+            out.append(unbroadcast(through(gu, x, n, c), self.shapes[k])
+                       if self.needs_input_grad[k] else None)
+        return out[0], out[1], None, None
+
+
+def _promote_pair(x1, x2, fn: str):
+    a, b = _as_tensor(x1), _as_tensor(x2)
+    dtype = np.result_type(a.dtype, b.dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"{fn}: expected floating-point inputs, got dtypes {a.dtype} and "
+                        f"{b.dtype}")
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"{fn}: x1 of shape {a.shape} and x2 of shape {b.shape} do not "
+                         "broadcast") from None
+    return a.to(dtype), b.to(dtype), shape
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """Cosine of the angle between ``x1`` and ``x2`` along ``dim``, as torch 2.x:
+    ``sum(x1 / max(||x1||, eps) * x2 / max(||x2||, eps), dim)``.
+
+    Parameters
+    ----------
+    x1, x2 : Tensors that broadcast to a common shape (floating point)
+    dim : the dimension of the vectors, in the broadcast shape
+    eps : lower bound of each norm (a zero vector gives similarity 0)
+
+    Returns
+    -------
+    Tensor of the broadcast shape without ``dim``.
+    """
+    a, b, shape = _promote_pair(x1, x2, "cosine_similarity")
+    nd = len(shape)
+    if not -max(nd, 1) <= dim < max(nd, 1):
+        raise IndexError(f"Dimension out of range (expected to be in range of "
+                         f"[{-max(nd, 1)}, {max(nd, 1) - 1}], but got {dim})")
+    return CosineSimilarity.apply(a, b, dim % max(nd, 1), eps)
+
+
+def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
+                      keepdim: bool = False) -> Tensor:
+    """``||x1 - x2 + eps||_p`` over the last dimension of the broadcast shape, as torch.
+
+    Parameters
+    ----------
+    x1, x2 : (N, D) or (D,) Tensors that broadcast (floating point)
+    p : the norm degree
+    eps : added to the difference, so that equal vectors have a gradient
+    keepdim : keep the reduced dimension (of size 1)
+    """
+    a, b, _ = _promote_pair(x1, x2, "pairwise_distance")
+    return (a - b + eps).norm(p, dim=-1, keepdim=keepdim)
+
+
 # ---------------------------------------------------------------- gradient checks
 @register_gradcheck("cross_entropy")
 def _ce_case(rng):
@@ -349,3 +645,48 @@ def _mse_case(rng):
 @register_gradcheck("l1_loss")
 def _l1_case(rng):
     return l1_loss, [rng.standard_normal((3, 4)), rng.standard_normal((3, 4))]
+
+
+@register_gradcheck("binary_cross_entropy")
+def _bce_probs_case(rng):
+    x = rng.uniform(0.05, 0.95, (4, 3))
+    y = rng.random((4, 3))
+    w = np.array([0.5, 2.0, 1.0])
+    return [(binary_cross_entropy, [x, y]),
+            ((lambda a, b: binary_cross_entropy(a, b, weight=w, reduction="sum")), [x, y]),
+            ((lambda a: binary_cross_entropy(a, y, reduction="none")), [x])]
+
+
+@register_gradcheck("huber_loss")
+def _huber_case(rng):
+    x, y = rng.standard_normal((4, 3)) * 2, rng.standard_normal((4, 3))
+    x[np.abs(np.abs(x - y) - 0.5) < 0.05] += 0.2     # keep off the kinks at |d| = delta
+    w = rng.random((4, 3))
+    return [((lambda a, b: huber_loss(a, b, delta=0.5)), [x, y]),
+            ((lambda a, b: huber_loss(a, b, "sum", 0.5, weight=w)), [x, y])]
+
+
+@register_gradcheck("kl_div")
+def _kl_div_case(rng):
+    x = np.log(rng.dirichlet(np.ones(4), 3))
+    t = rng.dirichlet(np.ones(4), 3)
+    return [((lambda a, b: kl_div(a, b, reduction="batchmean")), [x, t]),
+            ((lambda a, b: kl_div(a, b, reduction="sum", log_target=True)), [x, np.log(t)]),
+            ((lambda a: kl_div(a, t[0], reduction="none")), [x])]
+
+
+@register_gradcheck("cosine_similarity")
+def _cosine_case(rng):
+    a, b = rng.standard_normal((3, 5)), rng.standard_normal((3, 5))
+    # away from the clamp: where a norm is below eps torch's gradient (kept here) treats
+    # the clamped norm as the norm, so it is not the derivative of the forward
+    return [((lambda u, v: cosine_similarity(u, v)), [a, b]),
+            ((lambda u, v: cosine_similarity(u, v, dim=0)), [a, b[:1]]),
+            ((lambda u, v: cosine_similarity(u, v, dim=-1, eps=1e-3)), [a * 0.1, b[0]])]
+
+
+@register_gradcheck("pairwise_distance")
+def _pairwise_case(rng):
+    a, b = rng.standard_normal((3, 5)), rng.standard_normal((3, 5))
+    return [(pairwise_distance, [a, b]),
+            ((lambda u, v: pairwise_distance(u, v, p=3.0, keepdim=True)), [a, b[0]])]

@@ -1,8 +1,9 @@
 """Pooling ops: max_pool2d (with return_indices), avg_pool2d, max_unpool2d,
-adaptive_avg_pool2d, as in ``torch.nn.functional``.
+adaptive_avg_pool2d, adaptive_max_pool2d, as in ``torch.nn.functional``.
 
-Each op is a thin ``Function`` over ``scratchvision.kernels.pool`` (reference, Numba CPU
-and CUDA versions; the kernels validate arguments and explain the window arithmetic).
+Each op but adaptive_max_pool2d is a thin ``Function`` over ``scratchvision.kernels.pool``
+(reference, Numba CPU and CUDA versions; the kernels validate arguments and explain the
+window arithmetic).
 Inputs are (N, C, H, W) or unbatched (C, H, W), float32 or float64.
 
 Backward passes:
@@ -12,15 +13,23 @@ Backward passes:
 * avg_pool2d spreads ``gy / divisor`` over the window's real input cells.
 * adaptive_avg_pool2d spreads ``gy / bin_area`` over the bin.
 * max_unpool2d (its forward scatters by ``indices``) gathers: ``gx = gy.flat[indices]``.
+* adaptive_max_pool2d routes each output gradient to its bin's argmax, like max_pool2d.
+
+adaptive_max_pool2d is written in array code (NumPy or CuPy alike) rather than as a
+kernel: one vectorised reduction over (N, C) per output bin, ``oh * ow`` of them, which is
+cheap for the small grids it is used for (SPP-net's 1/2/4 pyramids, RoI heads' 7x7).
+Within a bin the first maximum in row-major order wins, and a NaN wins over any number
+(the last NaN of the bin), as in torch's CPU kernel.
 """
 from __future__ import annotations
 
-from scratchvision.autograd.function import Function
+from scratchvision.autograd.function import Function, xp_of
 from scratchvision.autograd.gradcheck import register_gradcheck
 from scratchvision.autograd.tensor import Tensor
 from scratchvision.kernels import pool as K
 
-__all__ = ["adaptive_avg_pool2d", "avg_pool2d", "max_pool2d", "max_unpool2d"]
+__all__ = ["adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool2d", "max_pool2d",
+           "max_unpool2d"]
 
 
 def _batched(x, name: str = "input"):
@@ -77,6 +86,52 @@ class AdaptiveAvgPool2d(Function):
     def backward(self, gy):
         gx = K.adaptive_avg_pool2d_backward(gy[None] if self.unbatched else gy, self.x_shape)
         return (gx[0] if self.unbatched else gx,) + (None,) * (len(self.needs_input_grad) - 1)
+
+
+class AdaptiveMaxPool2d(Function):
+    """Max over each adaptive bin, looping over the ``oh * ow`` bins (each one reduction
+    over all (n, c) planes at once); backward adds gy at the saved argmax of each bin."""
+
+    def forward(self, x, output_size):
+        x4, self.unbatched = _batched(x)
+        K._check_input(x4)
+        if x4.shape[1] == 0:
+            raise ValueError(f"adaptive_max_pool2d: expected input to have non-zero size for "
+                             f"non-batch dimensions, got shape {tuple(x.shape)}")
+        oh, ow = K.adaptive_output_size(x4.shape, output_size)
+        xp = xp_of(x4)
+        n, c, h, w = x4.shape
+        y = xp.empty((n, c, oh, ow), x4.dtype)
+        idx = xp.empty((n, c, oh, ow), xp.int64)
+        for i in range(oh):
+            h0, h1 = K.adaptive_start(i, oh, h), K.adaptive_end(i, oh, h)  # floor, ceil
+            for j in range(ow):
+                w0, w1 = K.adaptive_start(j, ow, w), K.adaptive_end(j, ow, w)
+                bw = w1 - w0
+                win = x4[:, :, h0:h1, w0:w1].reshape(n, c, (h1 - h0) * bw)  # (N, C, area)
+                k = win.argmax(axis=2)                               # first maximum
+                nan = xp.isnan(win)
+                last_nan = win.shape[2] - 1 - nan[..., ::-1].argmax(axis=2)
+                k = xp.where(nan.any(axis=2), last_nan, k)          # torch: the last NaN
+                y[:, :, i, j] = xp.take_along_axis(win, k[..., None], axis=2)[..., 0]
+                idx[:, :, i, j] = (h0 + k // bw) * w + (w0 + k % bw)  # flat h * W + w
+        self.x_shape, self.indices = x4.shape, idx
+        if self.unbatched:
+            return y[0]
+        return y
+
+    def backward(self, gy):
+        xp = xp_of(gy)
+        n, c, h, w = self.x_shape
+        oh, ow = self.indices.shape[2:]
+        gx = xp.zeros((n * c, h * w), gy.dtype)
+        g = gy.reshape(n * c, oh * ow)
+        idx = self.indices.reshape(n * c, oh * ow)
+        rows = xp.arange(n * c)
+        for b in range(oh * ow):     # one bin at a time: rows differ, so += is exact
+            gx[rows, idx[:, b]] += g[:, b]
+        gx = gx.reshape(self.x_shape)
+        return gx[0] if self.unbatched else gx, None
 
 
 class MaxUnpool2d(Function):
@@ -165,6 +220,37 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:  # noqa: A002
     return AdaptiveAvgPool2d.apply(input, output_size)
 
 
+def adaptive_max_pool2d(input: Tensor, output_size,  # noqa: A002
+                        return_indices: bool = False):
+    """Max pooling to a fixed grid of ``output_size`` bins, whatever the input size.
+
+    Bin ``i`` of an axis of length H covers rows ``floor(i*H/oh)`` to
+    ``ceil((i+1)*H/oh) - 1``, as in ``adaptive_avg_pool2d`` (torch's boundaries).
+
+    Parameters
+    ----------
+    input : (N, C, H, W) or (C, H, W) Tensor (floating point).
+    output_size : int or (oh, ow); a None entry keeps that input size.
+    return_indices : also return the argmax of each bin as a flat index ``h * W + w``
+        into its (n, c) plane (int64), as ``max_pool2d``.
+
+    Returns
+    -------
+    Tensor (N, C, oh, ow); and the int64 indices of the same shape when
+    ``return_indices``.
+    """
+    x = input if isinstance(input, Tensor) else Tensor(input)
+    if x.ndim not in (3, 4):
+        raise ValueError(f"adaptive_max_pool2d: input must be (N, C, H, W) or (C, H, W), got "
+                         f"shape {tuple(x.shape)}")
+    fn = AdaptiveMaxPool2d()
+    y = fn.run(x, output_size)
+    if return_indices:
+        idx = fn.indices[0] if fn.unbatched else fn.indices
+        return y, Tensor._make(idx, False)
+    return y
+
+
 def max_unpool2d(input: Tensor, indices, kernel_size, stride=None, padding=0,  # noqa: A002
                  output_size=None) -> Tensor:
     """Partial inverse of ``max_pool2d``: each value goes back to the cell its argmax index
@@ -225,3 +311,12 @@ def _max_unpool2d_case(rng):
     y, idx = max_pool2d(Tensor(x), 2, return_indices=True)    # unique indices
     return [(lambda t: max_unpool2d(t, idx.to(t.device), 2), [y.numpy()]),
             (lambda t: max_unpool2d(t, idx.to(t.device), 2, output_size=(7, 6)), [y.numpy()])]
+
+
+@register_gradcheck("adaptive_max_pool2d")
+def _adaptive_max_pool2d_case(rng):
+    x = rng.standard_normal((1, 2, 7, 6))      # distinct values: the argmax is stable
+    return [(lambda t: adaptive_max_pool2d(t, (3, 4)), [x]),
+            (lambda t: adaptive_max_pool2d(t, 1), [x]),
+            (lambda t: adaptive_max_pool2d(t, (None, 4), return_indices=True)[0], [x[0]]),
+            (lambda t: adaptive_max_pool2d(t, (5, 5)), [x])]
