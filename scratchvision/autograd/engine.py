@@ -110,10 +110,12 @@ def _walk(root_fn: Function, grad, retain_graph: bool, retain_grads: bool, deliv
                 continue
             if id(fn) in by_fn:
                 deliver(by_fn[id(fn)], None, g)
-            out = fn.output_tensor()
-            if retain_grads and out is not None and out._retains_grad:
-                _accumulate(out, g)
-            fn.check_saved_versions()
+            if retain_grads and "_output_retains_grad" in fn.__dict__:
+                out = fn.output_tensor()
+                if out is not None and out._retains_grad:
+                    _accumulate(out, g)
+            if "_saved_versions" in fn.__dict__:
+                fn.check_saved_versions()
             input_grads = fn.backward(g)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)

@@ -165,24 +165,25 @@ class Function:
 
     def run(self, *args: Any, **kwargs: Any):
         """Like ``apply`` on an instance made by the caller (to read extra outputs after)."""
-        from scratchvision.autograd.tensor import Tensor  # noqa: PLC0415  (import cycle)
-
         raw = []
         needs = []
-        device = None
+        tensors = []
+        array_type = None                 # numpy.ndarray or cupy.ndarray: one device
+        grad_mode = is_grad_enabled()
         for a in args:
-            if isinstance(a, Tensor):
-                if a._stale_history and a.requires_grad and is_grad_enabled():
+            if isinstance(a, _Tensor()):
+                if a._stale_history and a.requires_grad and grad_mode:
                     raise RuntimeError(
                         f"{type(self).__name__}: a tensor of shape {a.shape} was modified in "
                         "place through a view (v = x[i]; v.mul_(2)) and its graph no longer "
                         "matches its values: write the view back (x[i] = v, which is what "
                         "x[i] *= 2 does) or modify a clone")
-                if device is None:
-                    device = a.device
-                elif a.device != device:
+                if array_type is None:
+                    array_type = type(a.data)
+                elif type(a.data) is not array_type and a.device != tensors[0].device:
                     raise ValueError(f"{type(self).__name__}: all tensors must be on one device, "
-                                     f"got {device} and {a.device}")
+                                     f"got {tensors[0].device} and {a.device}")
+                tensors.append(a)
                 raw.append(a.data)
                 needs.append(a.requires_grad)
             else:
@@ -190,36 +191,40 @@ class Function:
                 needs.append(False)
         self.needs_input_grad = tuple(needs)
         out = self.forward(*raw, **kwargs)
-        track = any(needs) and is_grad_enabled()
-        result = Tensor._make(out, track)
-        # A view of an argument shares its version counter, so modifying either in place
-        # is seen by every Function that saved the other.
-        out_root = root_array(out)
-        for a in args:
-            if isinstance(a, Tensor) and root_array(a.data) is out_root:
-                result._version_counter = a._version_counter
-                result._base = a._base if a._base is not None else a
-                break
+        track = grad_mode and any(needs)
+        result = _Tensor()._make(out, track)
+        if getattr(out, "base", None) is not None:
+            # A view of an argument shares its version counter, so modifying either in
+            # place is seen by every Function that saved the other.
+            out_root = root_array(out)
+            for a in tensors:
+                if root_array(a.data) is out_root:
+                    result._version_counter = a._version_counter
+                    result._base = a._base if a._base is not None else a
+                    break
         if track:
-            self.inputs = tuple(_edge(a) for a in args)
-            self._record_saved_versions(args, result)
+            self.inputs = tuple(
+                None if not (isinstance(a, _Tensor()) and a.requires_grad)
+                else a.grad_fn if a.grad_fn is not None else a for a in args)
+            saved = self.__dict__.get("_saved")
+            if saved:
+                self._record_saved_versions(saved, tensors, result)
             self._output = weakref.ref(result)
-            self.out_shape, self.out_dtype = tuple(out.shape), out.dtype
+            self.out_shape, self.out_dtype = out.shape, out.dtype
             result.grad_fn = self
         return result
 
-    def _record_saved_versions(self, args, result) -> None:
-        """Remember the version of every tensor whose array ``forward`` saved."""
-        from scratchvision.autograd.tensor import Tensor  # noqa: PLC0415
-        saved = getattr(self, "_saved", ())
-        if not saved:
-            return
-        roots = {id(root_array(s)) for s in saved if hasattr(s, "shape")}
+    def _record_saved_versions(self, saved, tensors, result) -> None:
+        """Remember the version of every tensor whose array (or memory) ``forward`` saved."""
+        roots = {id(s if s.base is None else root_array(s)) for s in saved
+                 if hasattr(s, "shape") and hasattr(s, "base")}
         checks = []
-        for t in (*args, result):
-            if isinstance(t, Tensor) and id(root_array(t.data)) in roots:
+        for t in (*tensors, result):
+            d = t.data
+            if id(d if d.base is None else root_array(d)) in roots:
                 checks.append((t._version_counter, t._version_counter.value, t.dtype, t.shape))
-        self._saved_versions = checks
+        if checks:
+            self._saved_versions = checks
 
     def check_saved_versions(self) -> None:
         """Raise if a tensor saved for backward was modified in place after it was saved."""
@@ -247,12 +252,16 @@ class Function:
         return f"<{type(self).__name__}>"
 
 
-def _edge(a: Any):
-    """Where the gradient for argument ``a`` goes: its Function, itself (a leaf), or None."""
-    from scratchvision.autograd.tensor import Tensor  # noqa: PLC0415
-    if not isinstance(a, Tensor) or not a.requires_grad:
-        return None
-    return a.grad_fn if a.grad_fn is not None else a
+def _Tensor():
+    """The Tensor class (imported late: tensor.py imports this module)."""
+    global _TENSOR
+    if _TENSOR is None:
+        from scratchvision.autograd.tensor import Tensor  # noqa: PLC0415
+        _TENSOR = Tensor
+    return _TENSOR
+
+
+_TENSOR = None
 
 
 def xp_of(*arrays: Any):

@@ -129,7 +129,7 @@ class Tensor:
 
     @property
     def device(self) -> "device":
-        return device(backend.device_of(self.data))
+        return _CPU if type(self.data) is np.ndarray else device(backend.device_of(self.data))
 
     @property
     def is_cuda(self) -> bool:
@@ -208,6 +208,8 @@ class Tensor:
     def retain_grad(self) -> None:
         """Keep ``.grad`` on this non-leaf tensor after backward."""
         self._retains_grad = True
+        if self.grad_fn is not None:      # tells the backward walk to look for this tensor
+            self.grad_fn._output_retains_grad = True
 
     def to(self, *args: Any, dtype: Any = None, device: str | None = None) -> "Tensor":
         """Move to a device ('cpu'/'cuda') and/or cast to a dtype; differentiable."""
@@ -355,6 +357,8 @@ class Tensor:
         if result.grad_fn is not None:
             self.grad_fn, self.requires_grad = result.grad_fn, True
             result.grad_fn._output = _weakref(self)
+            if self._retains_grad:
+                result.grad_fn._output_retains_grad = True
             if self._base is not None:
                 # The base's memory changed but its history did not (torch would rebase it;
                 # here `base[i] = view`, which Python's `base[i] += v` does, rebases it).
@@ -1130,6 +1134,15 @@ def _lift(value: Any, like: Tensor) -> Tensor:
 
 def _promoted(a: Any, b: Any, divide: bool = False) -> tuple[Tensor, Tensor]:
     """``a`` and ``b`` as Tensors of torch's result dtype for ``a op b`` (one on a device)."""
+    # the common cases first, without the general rules: two tensors of one floating
+    # dtype; a floating tensor and a Python number (the number takes the tensor's dtype)
+    ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
+    if ta and tb and a.data.dtype == b.data.dtype and a.data.dtype.kind == "f":
+        return a, b
+    if ta and not tb and a.data.dtype.kind == "f" and type(b) in (float, int):
+        return a, Tensor._make(a.xp.asarray(b, dtype=a.data.dtype), False)
+    if tb and not ta and b.data.dtype.kind == "f" and type(a) in (float, int):
+        return Tensor._make(b.xp.asarray(a, dtype=b.data.dtype), False), b
     dtype = promotion.division_type(a, b) if divide else promotion.result_type(a, b)
     like = a if isinstance(a, Tensor) else b
     return _as_dtype(a, dtype, like), _as_dtype(b, dtype, like)
@@ -1207,6 +1220,8 @@ class device(str):
         return f"device(type='{self.type}'" + (
             f", index={self.index})" if self.index is not None else ")")
 
+
+_CPU = device("cpu")
 
 _TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
                "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor",
