@@ -28,8 +28,10 @@ setup(
         "test": ["pytest>=7", "hypothesis>=6.80"],
         "bench": ["matplotlib>=3.7"],
         "gpu": ["cupy-cuda12x>=13", "numba-cuda>=0.10"],
+        # ONNX import/export: the parser only, imported by scratchvision.onnx when used
+        "onnx": ["onnx>=1.14"],
         # optional peers for cross-checks and benchmarks; never imported by scratchvision/
-        "peers": ["torch", "torchvision", "pycocotools"],
+        "peers": ["torch", "torchvision", "pycocotools", "onnxruntime"],
     },
     entry_points={"console_scripts": ["scratchvision=scratchvision.cli:main"]},
 )
