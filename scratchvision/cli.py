@@ -8,7 +8,9 @@ demo                 train a small segmenter on the built-in Shapes data (the RE
                      main job), print val mIoU, write a prediction grid
 train-seg / eval-seg train or evaluate a segmenter (see ``--help`` of each)
 train-det / eval-det train or evaluate a detector: sliding_window, rcnn, fast_rcnn
-detect               draw a detector's boxes on images and write COCO results JSON
+detect               draw a detector's boxes on images and write COCO results JSON;
+                     ``--model mtcnn --image PATH``: faces and their five landmarks
+                     (MTCNN with facenet-pytorch's weights) and a JSON of them
 """
 from __future__ import annotations
 

@@ -17,6 +17,9 @@ non-gradient stage (R-CNN's SVMs and box regressors) runs ``finish_training`` on
 training split. Then the final evaluation writes ``result.json`` (VOC area and 07 mAP,
 COCO AP, per-class AP, test-time ms per image), ``pr_curves.png``, ``detections.png`` and
 ``training_curves.png``.
+
+``detect --model mtcnn --image PATH`` runs the face detector with published weights
+(``nets/mtcnn.py``; no training here): DIR/<name>.png and DIR/<name>.json.
 """
 from __future__ import annotations
 
@@ -35,6 +38,9 @@ from scratchvision.eval.detection import coco_ground_truth, coco_results, evalua
 from scratchvision.nets import DETECTORS, build_detector
 from scratchvision.nets.detection import proposal_cache
 from scratchvision.nets.detection.images import normalise
+
+# Detectors with published weights: ``detect`` only (no train-det / eval-det, no --weights).
+PRETRAINED = ("mtcnn",)
 
 # Per-model training defaults (the results table's settings); every flag overrides them.
 DEFAULTS = {
@@ -266,6 +272,8 @@ def save_detection_grid(images_u8, preds, path, score_thresh: float = 0.5) -> Pa
 
 
 def _load_model(args):
+    if args.weights is None:
+        raise SystemExit(f"--weights is required for --model {args.model}")
     model = build_detector(args.model, Shapes.num_classes, args.size, **_model_kwargs(args))
     state = nn.load(args.weights)
     try:
@@ -333,6 +341,8 @@ def eval_command(args: argparse.Namespace) -> int:
 
 def detect_command(args: argparse.Namespace) -> int:
     """Pictures with labelled boxes and DIR/detections.json (COCO results format)."""
+    if args.model in PRETRAINED:
+        return detect_faces_command(args)
     from scratchvision.eval.coco import write_coco_results  # noqa: PLC0415
     from scratchvision.viz.draw import draw_boxes, save_image  # noqa: PLC0415
     model = _load_model(args)
@@ -366,6 +376,41 @@ def detect_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def detect_faces_command(args: argparse.Namespace) -> int:
+    """MTCNN on ``--image``: DIR/<name>.png with boxes, scores and the five landmarks, and
+    DIR/<name>.json with the detections (boxes x1y1x2y2 in pixels, probabilities,
+    landmarks as (x, y) pairs)."""
+    import cv2
+
+    from scratchvision.nets.mtcnn import MTCNN
+    from scratchvision.viz.draw import class_color, draw_boxes, save_image
+    if not args.image:
+        raise SystemExit(f"--model {args.model} detects faces in an --image, not a Shapes split")
+    bgr = cv2.imread(args.image, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise SystemExit(f"--image {args.image}: not a readable image file")
+    rgb = np.ascontiguousarray(bgr[..., ::-1])
+    model = MTCNN(weights="facenet").to(args.device)
+    boxes, probs, points = model.detect(rgb)
+    shown = probs >= args.score_thresh
+    picture = draw_boxes(rgb, boxes[shown], np.ones(int(shown.sum()), np.int64), probs[shown],
+                         ["background", "face"], thickness=2)
+    for xy in points[shown].reshape(-1, 2):       # eyes, nose, mouth corners of each face
+        cv2.circle(picture, tuple(int(v) for v in np.rint(xy)), 2, class_color(2), -1,
+                   cv2.LINE_AA)
+    out = Path(args.out)
+    name = Path(args.image).stem
+    save_image(picture, out / f"{name}.png")
+    faces = [{"box": b.tolist(), "score": float(p), "landmarks": lm.tolist()}
+             for b, p, lm in zip(boxes, probs, points)]
+    (out / f"{name}.json").write_text(json.dumps(
+        {"image": str(args.image), "model": args.model, "height": rgb.shape[0],
+         "width": rgb.shape[1], "detections": faces}, indent=1))
+    if not args.quiet:
+        print(f"{len(faces)} faces -> {out / (name + '.png')}, {out / (name + '.json')}")
+    return 0
+
+
 def _positive(kind):
     def parse(text: str):
         v = kind(text)
@@ -375,8 +420,8 @@ def _positive(kind):
     return parse
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", choices=DETECTORS, required=True)
+def _common(p: argparse.ArgumentParser, models: tuple = DETECTORS) -> None:
+    p.add_argument("--model", choices=models, required=True)
     p.add_argument("--data", choices=["shapes"], default="shapes",
                    help="dataset (the built-in Shapes)")
     p.add_argument("--size", default="small", help="model width preset (small, tiny)")
@@ -394,9 +439,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-batch-size", type=_positive(int), default=8)
 
 
-def _inference_arguments(p: argparse.ArgumentParser) -> None:
-    _common(p)
-    p.add_argument("--weights", required=True, help="a model.npz written by train-det")
+def _inference_arguments(p: argparse.ArgumentParser, models: tuple = DETECTORS) -> None:
+    _common(p, models)
+    pretrained = [m for m in models if m in PRETRAINED]
+    p.add_argument("--weights", required=not pretrained, default=None,
+                   help="a model.npz written by train-det"
+                   + (f" (not for {', '.join(pretrained)}: published weights)" if pretrained
+                      else ""))
     p.add_argument("--svd", type=_ranks, default=None, metavar="R6,R7",
                    help="Fast R-CNN: compress fc6/fc7 by truncated SVD to these ranks")
 
@@ -430,7 +479,7 @@ def add_commands(sub) -> None:
     e.add_argument("--out", default=None, help="folder for pr_curves.png")
     e.set_defaults(func=eval_command)
     d = sub.add_parser("detect", help="draw a detector's boxes on images; COCO results JSON")
-    _inference_arguments(d)
+    _inference_arguments(d, DETECTORS + PRETRAINED)
     src = d.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", help="an image file (PNG/JPEG)")
     src.add_argument("--split", choices=["train", "val", "test"])

@@ -2,6 +2,8 @@
 from scratchvision.nets.deconvnet import DeconvNet
 from scratchvision.nets.dilated import ContextModule, DilatedNet
 from scratchvision.nets.fcn import FCN, fcn8s, fcn16s, fcn32s
+from scratchvision.nets.mtcnn import MTCNN
+from scratchvision.nets.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet50
 from scratchvision.nets.unet import UNet
 from scratchvision.nets.vgg import ConvClassifier, VGGBackbone
 
@@ -42,5 +44,6 @@ def build_detector(name: str, num_classes: int, size: str = "small", **kwargs):
 
 
 __all__ = ["DETECTORS", "SEGMENTERS", "ContextModule", "ConvClassifier", "DeconvNet",
-           "DilatedNet", "FCN", "UNet", "VGGBackbone", "build_detector", "build_segmenter",
-           "fcn8s", "fcn16s", "fcn32s"]
+           "DilatedNet", "FCN", "MTCNN", "UNet", "VGGBackbone", "build_detector",
+           "build_segmenter", "fcn8s", "fcn16s", "fcn32s"]
+__all__ += ["BasicBlock", "Bottleneck", "ResNet", "resnet18", "resnet50"]
