@@ -224,6 +224,7 @@ def _inplace(rng):
 def _trig(rng):
     a, b = rng.standard_normal((3, 4)), rng.standard_normal((4,))
     return [((lambda x: x.sin()), [a]), ((lambda x: x.cos()), [a]),
+            ((lambda x: x.log1p()), [np.abs(a)]), ((lambda x: x.expm1()), [a]),
             ((lambda x, y: x.atan2(y)), [a, b])]
 
 

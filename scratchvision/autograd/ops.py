@@ -729,3 +729,28 @@ class Atan2(Function):
         r2 = xp_of(r2).where(r2 == 0, 1, r2)
         return (unbroadcast(gy * b / r2, a.shape) if _needs(self, 0) else None,
                 unbroadcast(-gy * a / r2, b.shape) if _needs(self, 1) else None)
+
+
+class Log1p(Function):
+    """log(1 + x), accurate for small x (``1 + x`` would round x away in float32)."""
+
+    def forward(self, a):
+        self.save_for_backward(a)
+        return xp_of(a).log1p(a)
+
+    def backward(self, gy):
+        (a,) = self.saved_tensors
+        return (gy / (1 + a),)
+
+
+class Expm1(Function):
+    """exp(x) - 1, accurate for small x."""
+
+    def forward(self, a):
+        y = xp_of(a).expm1(a)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        (y,) = self.saved_tensors
+        return (gy * (y + 1),)

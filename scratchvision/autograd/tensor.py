@@ -627,8 +627,8 @@ class Tensor:
     def rsqrt(self): return 1 / self.sqrt()
     def log2(self): return self.log() / float(np.log(2.0))
     def log10(self): return self.log() / float(np.log(10.0))
-    def log1p(self): return (self + 1).log()
-    def expm1(self): return self.exp() - 1
+    def log1p(self): return ops.Log1p.apply(_floating(self))
+    def expm1(self): return ops.Expm1.apply(_floating(self))
     def square(self): return self * self
     def reciprocal(self): return 1 / self
     def abs(self): return ops.Abs.apply(self)
