@@ -8,7 +8,7 @@ from scratchvision.nets.unet import UNet
 from scratchvision.nets.vgg import ConvClassifier, VGGBackbone
 
 SEGMENTERS = ("fcn32s", "fcn16s", "fcn8s", "deconvnet", "dilated", "unet")
-DETECTORS = ("sliding_window", "rcnn", "fast_rcnn")
+DETECTORS = ("sliding_window", "rcnn", "fast_rcnn", "yolo_v1")
 
 
 def build_segmenter(name: str, num_classes: int, **kwargs):
@@ -36,6 +36,9 @@ def build_detector(name: str, num_classes: int, size: str = "small", **kwargs):
     elif name == "sliding_window":
         from scratchvision.nets import sliding_window as module  # noqa: PLC0415
         cls = module.SlidingWindowDetector
+    elif name == "yolo_v1":
+        from scratchvision.nets import yolo_v1 as module
+        cls = module.YOLOv1
     else:
         raise ValueError(f"unknown detector {name!r}; choose from {DETECTORS}")
     if size not in module.SIZES:

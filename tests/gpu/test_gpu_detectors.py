@@ -35,7 +35,7 @@ def _data():
     return x, [{"boxes": t["boxes"], "labels": t["labels"]}], props
 
 
-@pytest.mark.parametrize("name", ["fast_rcnn", "rcnn", "sliding_window"])
+@pytest.mark.parametrize("name", ["fast_rcnn", "rcnn", "sliding_window", "yolo_v1"])
 def test_detector_loss_and_gradients_on_gpu_match_cpu(name):
     x, targets, props = _data()
     results = []
