@@ -18,20 +18,15 @@ from scratchvision import backend
 from scratchvision.autograd.function import Function
 from scratchvision.autograd.gradcheck import register_gradcheck
 from scratchvision.autograd.tensor import Tensor
+from scratchvision.functional.conv import _pair
 from scratchvision.kernels.conv._common import conv_output_size
 from scratchvision.kernels.conv.im2col import col2im, im2col
 
 
-def _pair(v, name: str) -> tuple[int, int]:
-    pair = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
-    if len(pair) != 2:
-        raise ValueError(f"{name} must be an int or a pair, got {v!r}")
-    return int(pair[0]), int(pair[1])
-
-
 def _geometry(kernel_size, dilation, padding, stride):
-    (kh, kw), (dh, dw) = _pair(kernel_size, "kernel_size"), _pair(dilation, "dilation")
-    (ph, pw), (sh, sw) = _pair(padding, "padding"), _pair(stride, "stride")
+    (kh, kw), (dh, dw) = (map(int, _pair(kernel_size, "kernel_size")),
+                          map(int, _pair(dilation, "dilation")))
+    (ph, pw), (sh, sw) = map(int, _pair(padding, "padding")), map(int, _pair(stride, "stride"))
     if min(kh, kw, dh, dw, sh, sw) < 1 or min(ph, pw) < 0:
         raise ValueError(f"kernel_size {kernel_size}, dilation {dilation} and stride {stride} "
                          f"must be positive and padding {padding} non-negative")
@@ -103,7 +98,7 @@ def fold(input: Tensor, output_size, kernel_size, dilation=1, padding=0,  # noqa
     col = input if isinstance(input, Tensor) else Tensor(input)
     g = _geometry(kernel_size, dilation, padding, stride)
     kh, kw, sh, sw, ph, pw, dh, dw = g
-    h, w = _pair(output_size, "output_size")
+    h, w = map(int, _pair(output_size, "output_size"))
     oh, ow = conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw)
     if col.ndim != 3 or col.shape[1] % (kh * kw) or col.shape[2] != oh * ow:
         raise ValueError(f"fold: expects (N, C*{kh}*{kw}, {oh * ow}) for output_size {(h, w)}, "

@@ -358,10 +358,10 @@ def _readers(steps: list[_Step]) -> dict[str, int]:
     return count
 
 
-def _fold_bias_adds(steps: list[_Step], outputs: set[str], state: dict) -> list[_Step]:
-    """Fuse each Conv whose only consumer is an Add of a per-channel constant (how Paddle
-    exports conv biases) into one conv with that bias (``onnx_nn_ops.fold_bias_add``)."""
-    from scratchvision.onnx.onnx_nn_ops import fold_bias_add
+def _fuse_with_next(steps: list[_Step], outputs: set[str], fuse) -> list[_Step]:
+    """Walk the steps and replace each foldable Conv and the step after it by
+    ``fuse(conv, nxt, y)`` (a new step, or None to keep both), where the Conv's output ``y``
+    is read by that next step only and is not a graph output."""
     readers = _readers(steps)
     out, skip = [], set()
     for k, step in enumerate(steps):
@@ -369,45 +369,51 @@ def _fold_bias_adds(steps: list[_Step], outputs: set[str], state: dict) -> list[
             continue
         nxt = steps[k + 1] if k + 1 < len(steps) else None
         y = step.outputs[0] if step.outputs else ""
-        if getattr(step.run, "foldable", False) and nxt is not None and nxt.op == "Add" \
-                and y in nxt.inputs and readers.get(y) == 1 and y not in outputs:
-            c = nxt.inputs[1 - nxt.inputs.index(y)]
-            w = state.get(step.inputs[1]) if len(step.inputs) > 1 else None
-            t = state.get(c)
-            if w is not None and t is not None and t.dtype == w.dtype and \
-                    tuple(t.shape) in ((1, w.shape[0], 1, 1), (w.shape[0], 1, 1)):
-                ins = (step.inputs + [""] * 3)[:3] + [c]
-                out.append(_Step(fold_bias_add(step.run), ins, nxt.outputs,
-                                 f"{step.where} + {nxt.where}", "Conv+Add"))
-                skip.add(k + 1)
-                continue
-        out.append(step)
+        fused = None
+        if getattr(step.run, "foldable", False) and nxt is not None and \
+                readers.get(y) == 1 and y not in outputs:
+            fused = fuse(step, nxt, y)
+        if fused is not None:
+            out.append(fused)
+            skip.add(k + 1)
+        else:
+            out.append(step)
     return out
+
+
+def _fold_bias_adds(steps: list[_Step], outputs: set[str], state: dict) -> list[_Step]:
+    """Fuse each Conv whose only consumer is an Add of a per-channel constant (how Paddle
+    exports conv biases) into one conv with that bias (``onnx_nn_ops.fold_bias_add``)."""
+    from scratchvision.onnx.onnx_nn_ops import fold_bias_add
+
+    def fuse(step, nxt, y):
+        if nxt.op != "Add" or y not in nxt.inputs:
+            return None
+        c = nxt.inputs[1 - nxt.inputs.index(y)]
+        w = state.get(step.inputs[1]) if len(step.inputs) > 1 else None
+        t = state.get(c)
+        if w is None or t is None or t.dtype != w.dtype or \
+                tuple(t.shape) not in ((1, w.shape[0], 1, 1), (w.shape[0], 1, 1)):
+            return None
+        ins = (step.inputs + [""] * 3)[:3] + [c]
+        return _Step(fold_bias_add(step.run), ins, nxt.outputs, f"{step.where} + {nxt.where}",
+                     "Conv+Add")
+    return _fuse_with_next(steps, outputs, fuse)
 
 
 def _fold_batch_norms(steps: list[_Step], outputs: set[str]) -> list[_Step]:
     """Fuse each Conv whose only consumer is a BatchNormalization into one step
     (``onnx_nn_ops.fold_batch_norm``): one pass over the activations instead of two."""
     from scratchvision.onnx.onnx_nn_ops import fold_batch_norm
-    readers = _readers(steps)
-    out, skip = [], set()
-    for k, step in enumerate(steps):
-        if k in skip:
-            continue
-        nxt = steps[k + 1] if k + 1 < len(steps) else None
-        y = step.outputs[0] if step.outputs else ""
-        if (getattr(step.run, "foldable", False) and nxt is not None and
-                nxt.op == "BatchNormalization" and nxt.inputs[:1] == [y] and
-                readers.get(y) == 1 and y not in outputs and len(nxt.inputs) == 5 and
-                all(nxt.inputs) and not any(nxt.outputs[1:])):
-            ins = (step.inputs + [""] * 3)[:3] + nxt.inputs[1:]
-            out.append(_Step(fold_batch_norm(step.run, nxt.run.epsilon), ins,
-                             nxt.outputs[:1], f"{step.where} + {nxt.where}",
-                             "Conv+BatchNormalization"))
-            skip.add(k + 1)
-        else:
-            out.append(step)
-    return out
+
+    def fuse(step, nxt, y):
+        if nxt.op != "BatchNormalization" or nxt.inputs[:1] != [y] or \
+                len(nxt.inputs) != 5 or not all(nxt.inputs) or any(nxt.outputs[1:]):
+            return None
+        ins = (step.inputs + [""] * 3)[:3] + nxt.inputs[1:]
+        return _Step(fold_batch_norm(step.run, nxt.run.epsilon), ins, nxt.outputs[:1],
+                     f"{step.where} + {nxt.where}", "Conv+BatchNormalization")
+    return _fuse_with_next(steps, outputs, fuse)
 
 
 def _with_context(e: Exception, where: str) -> Exception:
