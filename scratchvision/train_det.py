@@ -11,6 +11,11 @@ One epoch (through the shared ``Trainer``): a permutation and a flip decision pe
 from a generator seeded by (seed, epoch); each step takes ``batch_size`` images, flips
 the chosen ones left-right together with their boxes and proposals
 (``x1' = W - x2, x2' = W - x1``), and calls ``model.loss(images, targets[, proposals=])``.
+That is ``--augment flip``, every model's default but SSD's; ``--augment none`` trains on the
+images as they are, and ``--augment ssd`` (SSD's default) runs SSD's pipeline
+(``data/augment.py``: photometric distortion, zoom out, IoU crop, resize, flip) on each
+uint8 training image with a generator seeded by (seed, epoch, image index), then
+normalises the batch.
 After each epoch the model predicts the val split and the VOC mAP@0.5 is logged;
 ``best.npz`` keeps the best epoch's weights. After the last epoch a model with a second,
 non-gradient stage (R-CNN's SVMs and box regressors) runs ``finish_training`` on the whole
@@ -32,6 +37,7 @@ import numpy as np
 
 import scratchvision as sv
 from scratchvision import nn
+from scratchvision.data.augment import ssd_augmentation
 from scratchvision.data.loader import progress as data_progress
 from scratchvision.data.shapes import Shapes
 from scratchvision.eval.detection import coco_ground_truth, coco_results, evaluate_detections
@@ -52,7 +58,16 @@ DEFAULTS = {
     # images of the small preset took 0.5-0.8 s on 2 busy cores, so ~1.3 min an epoch)
     "yolo_v1": {"epochs": 10, "batch_size": 16, "lr": 1e-3, "optimizer": "adam",
                 "weight_decay": 5e-4},
+    # untuned: a first guess for ~12 min on 2 cores (2,000 images at 128 px, 125 steps an
+    # epoch): a step of 16 images of the small preset took 0.77 s, 0.09 s of it the
+    # augmentation (YOLO v1 small: 0.48 s, measured alongside), so ~1.7 min an epoch with
+    # the evaluation; on 2 busy cores steps took 1.6x-2.4x YOLO v1's
+    "ssd": {"epochs": 7, "batch_size": 16, "lr": 1e-3, "optimizer": "adam",
+            "weight_decay": 5e-4, "augment": "ssd"},
 }
+
+# ``--augment`` of the models whose DEFAULTS entry names none: the left-right flip.
+AUGMENT_DEFAULT = "flip"
 
 
 def load_split(split: str, num_images: int, image_size: int, seed: int,
@@ -69,6 +84,20 @@ def load_split(split: str, num_images: int, image_size: int, seed: int,
                         "areas": t["masks"].reshape(len(t["boxes"]), -1).sum(axis=1),
                         "image_id": i})
     return images, targets
+
+
+def ssd_augmented_batch(images_u8: np.ndarray, targets: list, idx, size: int, seed: int,
+                        epoch: int) -> tuple[np.ndarray, list]:
+    """SSD's augmentation of the images ``idx``, each drawn from a generator seeded by
+    (seed, epoch, index): normalised (B, 3, size, size) images and their targets."""
+    images, out = [], []
+    for i in idx:
+        pipeline = ssd_augmentation(size, np.random.default_rng([seed, epoch, int(i)]))
+        image, t = pipeline(images_u8[i], {"boxes": targets[i]["boxes"],
+                                           "labels": targets[i]["labels"]})
+        images.append(image)
+        out.append({"boxes": t["boxes"], "labels": t["labels"]})
+    return normalise(np.stack(images)), out
 
 
 def flip_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
@@ -148,12 +177,18 @@ def _fill_defaults(args) -> None:
     for k, v in DEFAULTS[args.model].items():
         if getattr(args, k, None) is None:
             setattr(args, k, v)
+    if getattr(args, "augment", None) is None:
+        args.augment = AUGMENT_DEFAULT
 
 
 def _settings(args) -> dict:
     keys = ("model", "size", "image_size", "train_images", "val_images", "seed", "epochs",
             "batch_size", "lr", "optimizer", "weight_decay", "proposals", "pooler")
-    return {k: getattr(args, k, None) for k in keys}
+    settings = {k: getattr(args, k, None) for k in keys}
+    # "flip" was the only behaviour before --augment: left out, older checkpoints resume
+    if getattr(args, "augment", AUGMENT_DEFAULT) != AUGMENT_DEFAULT:
+        settings["augment"] = args.augment
+    return settings
 
 
 def _model_kwargs(args) -> dict:
@@ -172,10 +207,15 @@ def train(args: argparse.Namespace) -> dict:
     train_u8, train_t = load_split("train", args.train_images, args.image_size, args.seed,
                                    progress)
     val_u8, val_t = load_split("val", args.val_images, args.image_size, args.seed, progress)
-    train_x, val_x = normalise(train_u8), normalise(val_u8)
+    # with --augment ssd the uint8 images are augmented and normalised batch by batch
+    train_x = None if args.augment == "ssd" else normalise(train_u8)
+    val_x = normalise(val_u8)
     data_seconds = time.perf_counter() - t_data
     model = build_detector(args.model, Shapes.num_classes, args.size, **_model_kwargs(args))
     uses_proposals = getattr(model, "uses_proposals", False)
+    if uses_proposals and args.augment == "ssd":
+        raise SystemExit(f"--augment ssd: {args.model}'s precomputed proposals cannot follow "
+                         "the crops and zooms; use --augment flip or none")
     proposal_seconds = 0.0
     train_p = val_p = None
     if uses_proposals:
@@ -183,15 +223,22 @@ def train(args: argparse.Namespace) -> dict:
         val_p, s2 = get_proposals("val", args, progress)
         proposal_seconds = s1 + s2
     model.to(args.device)
-    n, width = len(train_x), args.image_size
+    n, width = len(train_u8), args.image_size
     steps = max(1, n // args.batch_size)
 
     def batches(epoch: int):
         rng = np.random.default_rng([args.seed, epoch])
         order = rng.permutation(n)
         flips = rng.random(n) < 0.5
+        if args.augment == "none":
+            flips[:] = False
         for step in range(steps):
             idx = order[step * args.batch_size:(step + 1) * args.batch_size]
+            if args.augment == "ssd":
+                x, targets = ssd_augmented_batch(train_u8, train_t, idx, width, args.seed,
+                                                 epoch)
+                yield sv.tensor(x, device=args.device), targets
+                continue
             x = train_x[idx]
             x = np.where(flips[idx][:, None, None, None], x[..., ::-1], x)
             targets, props = [], []
@@ -430,7 +477,7 @@ def _common(p: argparse.ArgumentParser, models: tuple = DETECTORS) -> None:
     p.add_argument("--data", choices=["shapes"], default="shapes",
                    help="dataset (the built-in Shapes)")
     p.add_argument("--size", default="small",
-                   help="model width preset (small, tiny; yolo_v1 also large)")
+                   help="model width preset (small, tiny; yolo_v1 and ssd also large)")
     p.add_argument("--image-size", type=_positive(int), default=128)
     p.add_argument("--val-images", type=_positive(int), default=200)
     p.add_argument("--seed", type=int, default=0)
@@ -466,6 +513,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=_positive(float), default=None)
     p.add_argument("--weight-decay", type=float, default=None)
     p.add_argument("--clip-grad-norm", type=_positive(float), default=None)
+    p.add_argument("--augment", choices=["flip", "ssd", "none"], default=None,
+                   help="training augmentation: left-right flips (flip), SSD's pipeline "
+                        "(ssd), or none; default: the model's (ssd for ssd, else flip)")
     p.add_argument("--out", default="runs/det", help="folder for log, checkpoints, pictures")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--stop-after", type=_positive(int), default=None, metavar="N",

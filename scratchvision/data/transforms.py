@@ -339,6 +339,29 @@ class RandomIoUCrop:
         return f"RandomIoUCrop(options={self.options})"
 
 
+class SanitizeBoundingBoxes:
+    """Drop the objects whose box is narrower or lower than ``min_size`` pixels (a crop
+    can cut a box to a sliver), together with their labels, masks and other per-object
+    entries, as torchvision's ``transforms.v2.SanitizeBoundingBoxes``."""
+
+    def __init__(self, min_size: float = 1.0) -> None:
+        if min_size < 0:
+            raise ValueError(f"min_size must be >= 0, got {min_size}")
+        self.min_size = min_size
+
+    def __call__(self, image, target):
+        if "boxes" not in target:
+            return image, target
+        b = _check_boxes(target["boxes"], "SanitizeBoundingBoxes")
+        keep = (b[:, 2] - b[:, 0] >= self.min_size) & (b[:, 3] - b[:, 1] >= self.min_size)
+        if keep.all():
+            return image, target
+        return image, select(target, keep)
+
+    def __repr__(self) -> str:
+        return f"SanitizeBoundingBoxes(min_size={self.min_size})"
+
+
 class ToTensor:
     """uint8 (H, W, C) -> float32 ``Tensor`` (C, H, W) in [0, 1]; targets unchanged."""
 

@@ -8,7 +8,7 @@ from scratchvision.nets.unet import UNet
 from scratchvision.nets.vgg import ConvClassifier, VGGBackbone
 
 SEGMENTERS = ("fcn32s", "fcn16s", "fcn8s", "deconvnet", "dilated", "unet")
-DETECTORS = ("sliding_window", "rcnn", "fast_rcnn", "yolo_v1")
+DETECTORS = ("sliding_window", "rcnn", "fast_rcnn", "yolo_v1", "ssd")
 
 
 def build_segmenter(name: str, num_classes: int, **kwargs):
@@ -39,6 +39,9 @@ def build_detector(name: str, num_classes: int, size: str = "small", **kwargs):
     elif name == "yolo_v1":
         from scratchvision.nets import yolo_v1 as module
         cls = module.YOLOv1
+    elif name == "ssd":
+        from scratchvision.nets import ssd as module
+        cls = module.SSD
     else:
         raise ValueError(f"unknown detector {name!r}; choose from {DETECTORS}")
     if size not in module.SIZES:

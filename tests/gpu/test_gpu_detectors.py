@@ -22,6 +22,8 @@ def _mini(name):
     if name == "sliding_window":      # few windows: each conv thread runs in Python here
         return build_detector(name, 4, "tiny", widths=(2, 2), representation_size=4,
                               windows_per_image=4)
+    if name == "ssd":                 # two maps (8 x 8, 4 x 4): fewer convs to simulate
+        return build_detector(name, 4, "tiny", widths=(2, 2, 2), sources=1, extras=((2, 2),))
     return build_detector(name, 4, "tiny")
 
 
@@ -35,7 +37,7 @@ def _data():
     return x, [{"boxes": t["boxes"], "labels": t["labels"]}], props
 
 
-@pytest.mark.parametrize("name", ["fast_rcnn", "rcnn", "sliding_window", "yolo_v1"])
+@pytest.mark.parametrize("name", ["fast_rcnn", "rcnn", "sliding_window", "yolo_v1", "ssd"])
 def test_detector_loss_and_gradients_on_gpu_match_cpu(name):
     x, targets, props = _data()
     results = []

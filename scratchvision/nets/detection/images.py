@@ -13,6 +13,11 @@ image, never to the padding::
 
 This is torchvision's ``ImageList`` / ``GeneralizedRCNNTransform.batch_images``.
 
+``resize_images`` is the other way in, for the single-shot detectors (YOLO, SSD) that see
+the whole image at one fixed square size: each image's true region is resized (bilinear,
+half-pixel centres) to ``size x size``, and its true size is kept, so boxes predicted
+relative to the square map back to the image's own pixels.
+
 ``normalise``/``denormalise`` (uint8 RGB <-> the float32 input every model takes) live in
 ``data/normalization.py`` and are re-exported here.
 """
@@ -20,11 +25,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scratchvision.autograd import Tensor
+import scratchvision.functional as F
+from scratchvision.autograd import Tensor, cat
 from scratchvision.backend import get_array_module
 from scratchvision.data.normalization import MEAN, STD, denormalise, normalise
 
-__all__ = ["MEAN", "STD", "ImageList", "batch_images", "denormalise", "normalise"]
+__all__ = ["MEAN", "STD", "ImageList", "batch_images", "denormalise", "normalise",
+           "resize_images"]
+
 
 @dataclass
 class ImageList:
@@ -84,3 +92,27 @@ def batch_images(images, size_divisor: int = 1) -> ImageList:
     for i, im in enumerate(images):
         batch[i, :, :im.shape[1], :im.shape[2]] = im
     return ImageList(Tensor(batch), sizes)
+
+
+def resize_images(images, size: int) -> tuple[Tensor, list]:
+    """Images resized to a square ``size x size`` network input, and their true sizes.
+
+    Parameters
+    ----------
+    images : as ``batch_images`` takes them (a (N, 3, H, W) array/Tensor or a list of
+        (3, H_i, W_i) ones).
+    size : the side of the square input.
+
+    Returns
+    -------
+    a (N, 3, size, size) Tensor (the batch itself when it already is that size) and each
+    image's true (h, w). Every image's own region (not the padding) is resized, bilinear
+    with ``align_corners=False``.
+    """
+    batch = batch_images(images)
+    x, sizes = batch.tensors, batch.image_sizes
+    if x.shape[2:] == (size, size) and all(hw == (size, size) for hw in sizes):
+        return x, sizes
+    parts = [F.interpolate(x[i:i + 1, :, :h, :w], size=(size, size), mode="bilinear",
+                           align_corners=False) for i, (h, w) in enumerate(sizes)]
+    return cat(parts), sizes
