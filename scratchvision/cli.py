@@ -4,10 +4,12 @@ Commands
 --------
 gradcheck [op ...]   check every registered op's backward against float64 central
                      differences and print a table (exit status 1 if any fails)
-demo                 train a small segmenter on the built-in Shapes data (the README's
-                     main job), print val mIoU, write a prediction grid
+demo                 train a small segmenter, then a detector, on the built-in Shapes
+                     data (the README's main job), print val mIoU and box mAP, write
+                     their pictures side by side
 train-seg / eval-seg train or evaluate a segmenter (see ``--help`` of each)
-train-det / eval-det train or evaluate a detector: sliding_window, rcnn, fast_rcnn
+train-det / eval-det train or evaluate a detector: sliding_window, rcnn, fast_rcnn,
+                     yolo_v1, ssd
 detect               draw a detector's boxes on images and write COCO results JSON;
                      ``--model mtcnn --image PATH``: faces and their five landmarks
                      (MTCNN with facenet-pytorch's weights) and a JSON of them

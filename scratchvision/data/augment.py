@@ -1,5 +1,16 @@
 """Training-time augmentation pipelines of the papers, built from ``data/transforms.py``.
 
+``yolo_augmentation(generator)`` is YOLO v1's (Redmon et al. 2016, section 2.2: "random
+scaling and translations of up to 20% of the original image size ... randomly adjust the
+exposure and saturation of the image by up to a factor of 1.5 in the HSV color space"),
+plus the left-right flip every model here trains with::
+
+    RandomScaleTranslate       s ~ U(0.8, 1.2) about the centre, shift U(-0.2, 0.2) of each
+                               side; boxes whose centre leaves the image are dropped
+    RandomExposureSaturation   V and S each x f, f in [1/1.5, 1.5]
+    SanitizeBoundingBoxes      drop boxes clipped below 1 px
+    RandomHorizontalFlip       p = 0.5
+
 ``ssd_augmentation(size, generator)`` is SSD's (Liu et al. 2016, section 2.2 "Data
 augmentation" and section 3.6 "Data augmentation for small object accuracy"), per training
 image, on the uint8 (H, W, 3) image and its target dict::
@@ -62,13 +73,16 @@ from scratchvision.data.transforms import (
     Compose,
     PhotometricDistort,
     RandomExpand,
+    RandomExposureSaturation,
     RandomHorizontalFlip,
     RandomIoUCrop,
+    RandomScaleTranslate,
     Resize,
     SanitizeBoundingBoxes,
 )
 
-__all__ = ["SSD_MAX_EXPAND_RATIO", "SSD_SAMPLER_OPTIONS", "ssd_augmentation"]
+__all__ = ["SSD_MAX_EXPAND_RATIO", "SSD_SAMPLER_OPTIONS", "ssd_augmentation",
+           "yolo_augmentation"]
 
 SSD_SAMPLER_OPTIONS = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0)     # minimum IoUs; 1.0: the whole image
 SSD_MAX_EXPAND_RATIO = 3.0
@@ -103,5 +117,20 @@ def ssd_augmentation(size: int, generator: np.random.Generator,
         RandomIoUCrop(sampler_options=sampler_options, generator=generator),
         Resize((int(size), int(size))),
         SanitizeBoundingBoxes(min_size=min_box_size),
+        RandomHorizontalFlip(0.5, generator=generator),
+    ])
+
+
+def yolo_augmentation(generator: np.random.Generator, scale: float = 0.2,
+                      translate: float = 0.2, factor: float = 1.5) -> Compose:
+    """YOLO v1's training augmentation for one image (see the module docstring); the image
+    keeps its size. Call it as ``image, target = pipeline(image_uint8, target)``."""
+    if not isinstance(generator, np.random.Generator):
+        raise TypeError(f"generator must be a numpy.random.Generator, got "
+                        f"{type(generator).__name__}")
+    return Compose([
+        RandomScaleTranslate(scale, translate, fill=MEAN * 255.0, generator=generator),
+        RandomExposureSaturation(factor, generator=generator),
+        SanitizeBoundingBoxes(min_size=1.0),
         RandomHorizontalFlip(0.5, generator=generator),
     ])

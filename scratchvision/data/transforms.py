@@ -339,6 +339,86 @@ class RandomIoUCrop:
         return f"RandomIoUCrop(options={self.options})"
 
 
+class RandomScaleTranslate:
+    """YOLO v1's geometric augmentation: "random scaling and translations of up to 20% of
+    the original image size" (Redmon et al. 2016, section 2.2).
+
+    The image is scaled by ``s ~ U(1 - scale, 1 + scale)`` about its centre and shifted by
+    ``(t_x, t_y) ~ U(-translate, translate) * (W, H)``, at its own size, so a point maps as
+    ``x' = s (x - W / 2) + W / 2 + t_x`` (and likewise y); pixels that come from outside the
+    image are ``fill`` (default: the image's mean colour). Boxes move with the pixels;
+    those whose centre leaves the image are dropped (their cell is gone), the others are
+    clipped to it. Masks and semantic maps are not supported (nearest-neighbour warping is
+    left to whoever needs it).
+    """
+
+    def __init__(self, scale: float = 0.2, translate: float = 0.2, fill=None,
+                 generator: np.random.Generator | None = None) -> None:
+        if not 0 <= scale < 1 or not 0 <= translate < 1:
+            raise ValueError(f"scale and translate must be in [0, 1), got {scale}, "
+                             f"{translate}")
+        self.scale, self.translate, self.fill, self.generator = scale, translate, fill, \
+            generator
+
+    def __call__(self, image, target):
+        image = _check_image(image)
+        if "masks" in target or "semantic" in target:
+            raise ValueError("RandomScaleTranslate moves boxes only; the target has masks")
+        rng = _rng(self.generator)
+        h, w, c = image.shape
+        s = rng.uniform(1 - self.scale, 1 + self.scale)
+        tx, ty = rng.uniform(-self.translate, self.translate, 2) * (w, h)
+        # x' = s x + (1 - s) W / 2 + t_x: the affine matrix of cv2.warpAffine
+        m = np.float64([[s, 0, (1 - s) * w / 2 + tx], [0, s, (1 - s) * h / 2 + ty]])
+        fill = image.reshape(-1, c).mean(axis=0) if self.fill is None else self.fill
+        out = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT,
+                             borderValue=tuple(float(v) for v in np.broadcast_to(fill, (c,))))
+        t = _copy(target)
+        if "boxes" in t:
+            b = _check_boxes(t["boxes"], "RandomScaleTranslate").astype(np.float64)
+            b = b * s + np.float64([m[0, 2], m[1, 2], m[0, 2], m[1, 2]])
+            cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+            inside = (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)
+            t = select(t, inside)
+            b = b[inside]
+            b[:, 0::2] = b[:, 0::2].clip(0, w)
+            b[:, 1::2] = b[:, 1::2].clip(0, h)
+            t["boxes"] = b.astype(np.float32)
+        return out.reshape(h, w, c), t
+
+    def __repr__(self) -> str:
+        return f"RandomScaleTranslate(scale={self.scale}, translate={self.translate})"
+
+
+class RandomExposureSaturation:
+    """YOLO v1's colour augmentation: "randomly adjust the exposure and saturation of the
+    image by up to a factor of 1.5 in the HSV color space" (section 2.2). Value and
+    saturation are each multiplied by a factor ``f`` in [1 / factor, factor]: ``f = u`` or
+    ``1 / u`` with equal probability, ``u ~ U(1, factor)`` (Darknet's ``rand_scale``), and
+    clipped. Boxes and masks are untouched."""
+
+    def __init__(self, factor: float = 1.5, generator: np.random.Generator | None = None
+                 ) -> None:
+        if factor < 1:
+            raise ValueError(f"factor must be >= 1, got {factor}")
+        self.factor, self.generator = factor, generator
+
+    def __call__(self, image, target):
+        image = _check_image(image)
+        rng = _rng(self.generator)
+        f = rng.uniform(1, self.factor, 2)
+        f = np.where(rng.random(2) < 0.5, f, 1 / f)                # (saturation, value)
+        hsv = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2HSV)
+        hsv[..., 1] = np.clip(hsv[..., 1] * f[0], 0, 1)
+        hsv[..., 2] = np.clip(hsv[..., 2] * f[1], 0, 1)
+        rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB) * 255.0
+        return np.clip(rgb, 0, 255).round().astype(np.uint8), target
+
+    def __repr__(self) -> str:
+        return f"RandomExposureSaturation(factor={self.factor})"
+
+
 class SanitizeBoundingBoxes:
     """Drop the objects whose box is narrower or lower than ``min_size`` pixels (a crop
     can cut a box to a sliver), together with their labels, masks and other per-object

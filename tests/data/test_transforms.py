@@ -153,3 +153,80 @@ def test_bad_boxes_rejected():
         T.Resize(4)(img, t)
     with pytest.raises(ValueError, match="max_size"):
         T.Resize(100, max_size=50)
+
+
+# ----------------------------------------------------------------- YOLO v1's augmentation
+def _square_image(box, size=64):
+    """A black image with one white axis-aligned square ``box`` (x1, y1, x2, y2)."""
+    img = np.zeros((size, size, 3), np.uint8)
+    x1, y1, x2, y2 = box
+    img[y1:y2, x1:x2] = 255
+    return img
+
+
+def test_scale_translate_moves_boxes_with_the_pixels():
+    for seed in range(6):
+        img = _square_image((20, 24, 36, 40))
+        t = {"boxes": np.float32([[20, 24, 36, 40]]), "labels": np.array([1])}
+        tr = T.RandomScaleTranslate(0.2, 0.1, fill=0, generator=np.random.default_rng(seed))
+        out, u = tr(img, t)
+        assert out.shape == img.shape and out.dtype == np.uint8
+        ys, xs = np.nonzero(out[..., 0] > 127)                 # the warped square's pixels
+        got = np.float32([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+        np.testing.assert_allclose(u["boxes"][0], got, atol=1.01)
+        np.testing.assert_array_equal(u["labels"], [1])
+
+
+def test_scale_translate_drops_boxes_whose_centre_leaves_and_clips_the_rest():
+    img = np.zeros((64, 64, 3), np.uint8)
+    t = {"boxes": np.float32([[0, 10, 8, 20], [40, 40, 60, 60]]), "labels": np.array([1, 2])}
+    found = set()
+    for seed in range(40):
+        tr = T.RandomScaleTranslate(0.0, 0.2, generator=np.random.default_rng(seed))
+        _, u = tr(img, t)
+        b = u["boxes"]
+        assert (b >= 0).all() and (b <= 64).all()
+        found.add(tuple(u["labels"]))
+        rng = np.random.default_rng(seed)
+        rng.uniform(1, 1)                                      # the scale draw
+        tx, _ = rng.uniform(-0.2, 0.2, 2) * 64
+        assert (1 in u["labels"]) == (0 <= 4 + tx < 64)        # box 1's centre x is 4
+    assert (2,) in found and (1, 2) in found                   # both cases happen
+
+
+def test_scale_translate_refuses_masks():
+    img, t = _sample()
+    with pytest.raises(ValueError, match="masks"):
+        T.RandomScaleTranslate()(img, t)
+
+
+def test_exposure_saturation_within_the_factor_and_keeps_hue():
+    rng = np.random.default_rng(0)
+    img = rng.integers(40, 200, (16, 16, 3)).astype(np.uint8)
+    import cv2
+    hsv = cv2.cvtColor(img.astype(np.float32) / 255, cv2.COLOR_RGB2HSV)
+    for seed in range(8):
+        out, _ = T.RandomExposureSaturation(1.5, generator=np.random.default_rng(seed))(img, {})
+        o = cv2.cvtColor(out.astype(np.float32) / 255, cv2.COLOR_RGB2HSV)
+        ratio_v = np.median(o[..., 2] / hsv[..., 2])
+        assert 1 / 1.5 - 0.02 <= ratio_v <= 1.5 + 0.02
+        unclipped = (hsv[..., 2] * 1.5 < 1) & (hsv[..., 1] > 0.2)
+        np.testing.assert_allclose(np.sin(np.radians(o[..., 0][unclipped])),
+                                   np.sin(np.radians(hsv[..., 0][unclipped])), atol=0.05)
+    with pytest.raises(ValueError, match="factor"):
+        T.RandomExposureSaturation(0.5)
+
+
+def test_yolo_augmentation_is_reproducible_and_keeps_boxes_inside():
+    from scratchvision.data.augment import yolo_augmentation
+    img, t = Shapes("train", 8, image_size=64, seed=4)[1]
+    t = {"boxes": t["boxes"], "labels": t["labels"]}
+    a_im, a_t = yolo_augmentation(np.random.default_rng([0, 0, 1]))(img, t)
+    b_im, b_t = yolo_augmentation(np.random.default_rng([0, 0, 1]))(img, t)
+    np.testing.assert_array_equal(a_im, b_im)
+    np.testing.assert_array_equal(a_t["boxes"], b_t["boxes"])
+    assert a_im.shape == img.shape
+    assert (a_t["boxes"] >= 0).all() and (a_t["boxes"] <= 64).all()
+    assert len(a_t["boxes"]) == len(a_t["labels"])
+    c_im, _ = yolo_augmentation(np.random.default_rng([0, 1, 1]))(img, t)
+    assert not np.array_equal(a_im, c_im)

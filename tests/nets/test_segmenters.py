@@ -151,13 +151,24 @@ def test_resume_without_checkpoint_is_clear(tmp_path):
         train(_args(tmp_path, resume=True))
 
 
-def test_demo_end_to_end_tiny(tmp_path, capsys):
+def test_demo_end_to_end_tiny(tmp_path, capsys, monkeypatch):
+    from scratchvision import train_det
     from scratchvision.cli import main
+    # the demo's detector at a test's size (the real one: train_det.DEMO, ~3 minutes)
+    monkeypatch.setattr(train_det, "DEMO", dict(train_det.DEMO, size="tiny", image_size=32,
+                                                train_images=8, val_images=4, epochs=1))
+    monkeypatch.setenv("SCRATCHVISION_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "demo"
     assert main(["demo", "--train-images", "24", "--val-images", "6", "--epochs", "1",
                  "--image-size", "32", "--out", str(out), "--quiet"]) == 0
     text = capsys.readouterr().out
-    assert "val mIoU" in text
+    assert "val mIoU" in text and "val box mAP@0.5" in text
+    assert (out / "detection" / "detections.png").stat().st_size > 1000
+    assert (out / "demo.png").stat().st_size > (out / "predictions.png").stat().st_size
+    assert main(["demo", "--train-images", "24", "--val-images", "6", "--epochs", "1",
+                 "--image-size", "32", "--out", str(tmp_path / "seg_only"), "--quiet",
+                 "--no-detection"]) == 0
+    assert not (tmp_path / "seg_only" / "detection").exists()
     assert (out / "predictions.png").stat().st_size > 1000
     assert (out / "training_curves.png").exists() and (out / "model.npz").exists()
     assert main(["eval-seg", "--model", "unet", "--size", "tiny", "--image-size", "32",

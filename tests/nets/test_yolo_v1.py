@@ -299,10 +299,10 @@ def test_registered_and_presets():
     assert "yolo_v1" in DETECTORS
     assert set(SIZES) == {"tiny", "small", "large"}
     small = build_detector("yolo_v1", 4)
-    assert (small.grid_size, small.boxes_per_cell, small.input_size) == (8, 2, 128)
+    assert (small.grid_size, small.boxes_per_cell, small.input_size) == (4, 2, 64)
     with sv.no_grad():
-        out = small.eval()(sv.zeros(1, 3, 128, 128))
-    assert out.shape == (1, 8, 8, 13)                       # S x S x (5 B + C)
+        out = small.eval()(sv.zeros(1, 3, 64, 64))
+    assert out.shape == (1, 4, 4, 13)                       # S x S x (5 B + C)
 
 
 # ----------------------------------------------------------------- overfitting
@@ -348,6 +348,12 @@ def test_train_det_cli_tiny(tmp_path, monkeypatch):
     last = result["history"][-1]
     assert all(np.isfinite(last[k]) for k in TERMS)
     assert 0 <= result["val_map"] <= 1 and result["settings"]["optimizer"] == "adam"
+    # the defaults: the paper's augmentation and the classification pre-training first
+    assert result["settings"]["augment"] == "yolo"
+    assert result["settings"]["pretrain_epochs"] == 2
+    log = (out / "pretrain" / "log.jsonl").read_text()
+    pre = [json.loads(line) for line in log.splitlines()]
+    assert len(pre) == 2 and all(np.isfinite(e["loss_pretrain"]) for e in pre)
 
 
 @pytest.mark.gpu
@@ -355,3 +361,51 @@ def test_loss_and_gradients_on_gpu_match_cpu():
     # the shared detector check (tests/gpu/test_gpu_detectors.py) on YOLO v1's tiny preset
     from tests.gpu.test_gpu_detectors import test_detector_loss_and_gradients_on_gpu_match_cpu
     test_detector_loss_and_gradients_on_gpu_match_cpu("yolo_v1")
+
+
+# ----------------------------------------------------------------- classification pre-training
+def test_pretrainer_windows_centre_objects_and_avoid_them_for_background():
+    model = build_detector("yolo_v1", 4, "small")
+    pre = model.pretrainer()
+    targets = [{"boxes": np.array([[10.0, 20.0, 40.0, 36.0], [80.0, 80.0, 90.0, 95.0]]),
+                "labels": np.array([2, 3])},
+               {"boxes": np.zeros((0, 4)), "labels": np.zeros(0, np.int64)}]
+    rows, labels = pre.windows(targets, [(128, 128)] * 2)
+    # one object window per object (the box's centre, side 2 max(w, h), at least 16 px)
+    np.testing.assert_array_equal(labels[:2], [2, 3])
+    np.testing.assert_allclose(rows[0], [0, 25 - 30, 28 - 30, 25 + 30, 28 + 30])
+    np.testing.assert_allclose(rows[1], [0, 85 - 15, 87.5 - 15, 85 + 15, 87.5 + 15])
+    # then background windows: as many as objects at most, none for the empty image,
+    # inside the image, IoU < 0.3 with every box of their image
+    bg = rows[labels == 0]
+    assert 1 <= len(bg) <= 2 and (bg[:, 0] == 0).all()
+    assert (bg[:, 1:] >= 0).all() and (bg[:, 1:] <= 128).all()
+    assert np.asarray(box_iou(bg[:, 1:], targets[0]["boxes"])).max() < 0.3
+
+
+def test_pretrainer_trains_the_detectors_stages_and_is_not_saved():
+    sv.manual_seed(0)
+    model = build_detector("yolo_v1", 4, "tiny")
+    pre = model.pretrainer()
+    ds = Shapes("train", 4, image_size=32, seed=1)
+    ims, ts = zip(*[ds[i] for i in range(4)])
+    x = normalise(np.stack(ims))
+    targets = [{"boxes": t["boxes"], "labels": t["labels"]} for t in ts]
+    keys = set(model.state_dict())
+    before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    opt = nn.optim.Adam(pre.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(30):
+        loss = pre.loss(x, targets)["loss_pretrain"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    after = model.state_dict()
+    assert set(after) == keys                                   # no classifier in it
+    changed = {k for k in keys if not np.array_equal(before[k], after[k].numpy())}
+    assert any(k.startswith("backbone.0.") for k in changed)    # the shared 3x3 stages
+    assert not any(k.startswith(("fc1", "fc2")) for k in changed)
+    last = str(len(model.backbone) - 1)                         # the 1x1 reduction: untouched
+    assert not any(k.startswith(f"backbone.{last}.") for k in changed)
