@@ -240,10 +240,12 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def side_by_side(left: Path, right: Path, path: Path) -> Path:
-    """Two PNGs next to each other on a white canvas, tops aligned."""
+def side_by_side(left: Path, right: Path, path: Path, right_scale: int = 2) -> Path:
+    """Two PNGs next to each other on a white canvas, tops aligned; the right one enlarged
+    ``right_scale`` times (nearest neighbour: the detection grid is of 128 px images)."""
     import cv2  # noqa: PLC0415
     a, b = (cv2.imread(str(p), cv2.IMREAD_COLOR) for p in (left, right))
+    b = cv2.resize(b, None, fx=right_scale, fy=right_scale, interpolation=cv2.INTER_NEAREST)
     h = max(a.shape[0], b.shape[0])
     canvas = np.full((h, a.shape[1] + b.shape[1] + 10, 3), 255, np.uint8)
     canvas[:a.shape[0], :a.shape[1]] = a
