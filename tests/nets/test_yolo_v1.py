@@ -354,6 +354,15 @@ def test_train_det_cli_tiny(tmp_path, monkeypatch):
     log = (out / "pretrain" / "log.jsonl").read_text()
     pre = [json.loads(line) for line in log.splitlines()]
     assert len(pre) == 2 and all(np.isfinite(e["loss_pretrain"]) for e in pre)
+    # evaluate and draw the trained weights from the CLI
+    common = ["--model", "yolo_v1", "--size", "tiny", "--image-size", "32", "--val-images",
+              "2", "--quiet"]
+    weights = str(out / "model.npz")
+    assert cli_main(["eval-det", *common, "--weights", weights]) == 0
+    det = tmp_path / "det"
+    assert cli_main(["detect", *common, "--weights", weights, "--split", "val", "--images",
+                     "2", "--out", str(det)]) == 0
+    assert (det / "detections.json").exists() and len(list(det.glob("*.png"))) >= 2
 
 
 @pytest.mark.gpu
