@@ -265,7 +265,10 @@ def train(args: argparse.Namespace) -> dict:
             yield (x, targets, {"proposals": props}) if uses_proposals else (x, targets)
 
     pretrain_seconds = 0.0
-    if getattr(args, "pretrain_epochs", 0) and hasattr(model, "pretrainer"):
+    if getattr(args, "pretrain_epochs", 0) and not hasattr(model, "pretrainer"):
+        raise SystemExit(f"--pretrain-epochs: {args.model} has no classification "
+                         "pre-training stage (only yolo_v1 has one)")
+    if getattr(args, "pretrain_epochs", 0):
         # the paper's classification pre-training of the conv layers (YOLO v1), on the
         # same batches; its own log and checkpoints in OUT/pretrain
         pre = model.pretrainer().to(args.device)
@@ -522,6 +525,13 @@ def _positive(kind):
     return parse
 
 
+def _non_negative_int(text: str) -> int:
+    v = int(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return v
+
+
 def _common(p: argparse.ArgumentParser, models: tuple = DETECTORS) -> None:
     p.add_argument("--model", choices=models, required=True)
     p.add_argument("--data", choices=["shapes"], default="shapes",
@@ -559,7 +569,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=_positive(int), default=None,
                    help="default: the model's (train_det.DEFAULTS)")
     p.add_argument("--batch-size", type=_positive(int), default=None)
-    p.add_argument("--pretrain-epochs", type=int, default=None,
+    p.add_argument("--pretrain-epochs", type=_non_negative_int, default=None,
                    help="epochs of classification pre-training of the conv layers first "
                         "(YOLO v1, as the paper's ImageNet pre-training; 0: none)")
     p.add_argument("--optimizer", choices=["adam", "sgd"], default=None)

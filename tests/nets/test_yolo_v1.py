@@ -418,3 +418,14 @@ def test_pretrainer_trains_the_detectors_stages_and_is_not_saved():
     assert not any(k.startswith(("fc1", "fc2")) for k in changed)
     last = str(len(model.backbone) - 1)                         # the 1x1 reduction: untouched
     assert not any(k.startswith(f"backbone.{last}.") for k in changed)
+
+
+def test_pretrain_epochs_is_checked(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCRATCHVISION_CACHE", str(tmp_path / "cache"))
+    common = ["train-det", "--size", "tiny", "--image-size", "32", "--train-images", "2",
+              "--val-images", "2", "--epochs", "1", "--quiet", "--no-pictures", "--out",
+              str(tmp_path / "run")]
+    with pytest.raises(SystemExit, match="has no classification pre-training"):
+        cli_main([*common, "--model", "sliding_window", "--pretrain-epochs", "1"])
+    with pytest.raises(SystemExit):                       # argparse: must be >= 0
+        cli_main([*common, "--model", "yolo_v1", "--pretrain-epochs", "-1"])
