@@ -113,10 +113,10 @@ import numpy as np
 
 import scratchvision.functional as F
 from scratchvision import nn
-from scratchvision.autograd import Tensor, cat, default_generator, no_grad
+from scratchvision.autograd import Tensor, default_generator, no_grad
 from scratchvision.autograd.gradcheck import register_gradcheck
 from scratchvision.backend import get_array_module
-from scratchvision.nets.detection.images import batch_images
+from scratchvision.nets.detection.images import resize_images
 from scratchvision.nets.detection.postprocess import select_detections
 from scratchvision.nets.detection.targets import check_targets
 
@@ -464,13 +464,7 @@ class YOLOv1(nn.Module):
     def inputs(self, images) -> tuple[Tensor, list]:
         """The images resized to the network's square input (bilinear, as the paper resizes
         to 448), and each image's true (h, w)."""
-        batch = batch_images(images)
-        x, sizes, size = batch.tensors, batch.image_sizes, self.input_size
-        if x.shape[2:] == (size, size) and all(hw == (size, size) for hw in sizes):
-            return x, sizes
-        parts = [F.interpolate(x[i:i + 1, :, :h, :w], size=(size, size), mode="bilinear",
-                               align_corners=False) for i, (h, w) in enumerate(sizes)]
-        return cat(parts), sizes
+        return resize_images(images, self.input_size)
 
     def pretrainer(self) -> BackbonePretrainer:
         """The classification pre-training module of this detector's stages (see
