@@ -1,5 +1,5 @@
-"""Training and evaluation of the segmenters on Shapes: the ``train-seg``, ``eval-seg`` and
-``demo`` commands.
+"""Training and evaluation of the segmenters on Shapes (or Nuclei): the ``train-seg``,
+``eval-seg`` and ``demo`` commands.
 
 This file holds what is particular to segmentation on Shapes: the data (generated once,
 normalised), the batches (each epoch shuffles the training images with a generator
@@ -9,6 +9,12 @@ pixel-wise cross-entropy from ``model.loss`` (``nets/segmenter.py``), warm-up + 
 learning rate per iteration, ``log.jsonl``, checkpoints and exact ``--resume`` - is the
 shared ``scratchvision.trainer.Trainer``. At the end: the weights (``model.npz``),
 ``result.json``, a PNG grid image / ground truth / prediction and a training-curve plot.
+
+``--data nuclei`` trains and evaluates on the stardist microscopy tiles
+(``data/nuclei.py``, 2 classes): ``--image-size`` is the tile side (at most 128, the val
+strip's width), ``--train-images`` / ``--val-images`` only cap the number of tiles (the
+first N in raster order; the defaults exceed the tile counts, so all tiles are used), and
+the log and ``result.json`` add ``val_foreground_iou`` (the IoU of class 1, nucleus).
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ import scratchvision as sv
 from scratchvision import nn
 from scratchvision.data.loader import progress as data_progress
 from scratchvision.data.normalization import denormalise, normalise
+from scratchvision.data.nuclei import Nuclei
 from scratchvision.data.shapes import Shapes
 from scratchvision.eval.segmentation import evaluate_segmentation
 from scratchvision.nets import SEGMENTERS, build_segmenter
@@ -44,8 +51,18 @@ def model_kwargs(name: str, size: str) -> dict:
     return dict(SIZES[size]["unet" if name == "unet" else "vgg"])
 
 
-def load_split(split: str, num_images: int, image_size: int, seed: int, progress: bool = True):
-    """All images (N, 3, H, W) float32 normalised, and label maps (N, H, W) int64."""
+DATASETS = {"shapes": Shapes, "nuclei": Nuclei}
+
+
+def load_split(split: str, num_images: int, image_size: int, seed: int, progress: bool = True,
+               data: str = "shapes"):
+    """All images (N, H, W, 3) uint8 and label maps (N, H, W) int64. For ``data='nuclei'``
+    the tiles of side ``image_size``, at most ``num_images`` of them (the first)."""
+    if data == "nuclei":
+        ds = Nuclei(split, tile=image_size)
+        n = min(num_images, len(ds))
+        return (np.stack([ds[i][0] for i in range(n)]),
+                np.stack([ds.semantic(i) for i in range(n)]))
     ds = Shapes(split, num_images, image_size=image_size, seed=seed)
     images = np.empty((num_images, image_size, image_size, 3), np.uint8)
     labels = np.empty((num_images, image_size, image_size), np.int64)
@@ -96,12 +113,12 @@ def train(args: argparse.Namespace) -> dict:
     """Train a segmenter; returns the history and final metrics (also written to disk)."""
     out = Path(args.out)
     sv.manual_seed(args.seed)
-    num_classes = Shapes.num_classes
+    num_classes = DATASETS[args.data].num_classes
     t_data = time.perf_counter()
     train_x, train_y = load_split("train", args.train_images, args.image_size, args.seed,
-                                  not args.quiet)
+                                  not args.quiet, args.data)
     val_x, val_y = load_split("val", args.val_images, args.image_size, args.seed,
-                              not args.quiet)
+                              not args.quiet, args.data)
     train_x, val_x = normalise(train_x), normalise(val_x)
     data_seconds = time.perf_counter() - t_data
     model = build_segmenter(args.model, num_classes, **model_kwargs(args.model, args.size))
@@ -111,8 +128,11 @@ def train(args: argparse.Namespace) -> dict:
 
     def val_metrics(model) -> dict:
         m = evaluate(model, val_x, val_y, num_classes, args.batch_size, args.device)
-        return {"val_miou": m["miou"], "val_pixel_acc": m["pixel_acc"],
-                "val_iou": [float(v) for v in m["iou"]]}
+        metrics = {"val_miou": m["miou"], "val_pixel_acc": m["pixel_acc"],
+                   "val_iou": [float(v) for v in m["iou"]]}
+        if args.data == "nuclei":
+            metrics["val_foreground_iou"] = float(m["iou"][1])
+        return metrics
 
     settings = {k: getattr(args, k) for k in ("data", "model", "size", "image_size",
                                               "train_images", "val_images", "batch_size",
@@ -123,12 +143,15 @@ def train(args: argparse.Namespace) -> dict:
                       desc=args.model, settings=settings)
     history = trainer.fit(resume=args.resume, stop_after=getattr(args, "stop_after", None))
     result = {"model": args.model, "size": args.size, "parameters": model.num_parameters(),
-              "epochs": args.epochs, "train_images": args.train_images,
-              "val_images": args.val_images, "image_size": args.image_size,
+              "data": args.data, "epochs": args.epochs, "train_images": len(train_x),
+              "val_images": len(val_x), "image_size": args.image_size,
               "minutes": (history[-1]["seconds"] if history else 0.0) / 60,
               "data_seconds": data_seconds,
               "val_miou": history[-1]["val_miou"] if history else float("nan"),
               "history": history}
+    if args.data == "nuclei":
+        result["val_foreground_iou"] = (history[-1]["val_foreground_iou"] if history
+                                        else float("nan"))
     (out / "result.json").write_text(json.dumps(result, indent=1))
     if not args.no_pictures:
         _pictures(model, val_x, val_y, out, args)
@@ -150,7 +173,7 @@ def _pictures(model, val_x, val_y, out: Path, args) -> None:
     images = center_crop(images.transpose(0, 3, 1, 2), *pred.shape[-2:]).transpose(0, 2, 3, 1)
     fig, axes = plt.subplots(n, 3, figsize=(6, 2 * n), squeeze=False)
     for i in range(n):
-        m = evaluate_segmentation(pred[i], gt[i], Shapes.num_classes)
+        m = evaluate_segmentation(pred[i], gt[i], DATASETS[args.data].num_classes)
         for j, (title, picture) in enumerate((("image", images[i]),
                                               ("ground truth", draw_segmentation(gt[i])),
                                               (f"prediction (IoU {m['miou']:.2f})",
@@ -158,21 +181,24 @@ def _pictures(model, val_x, val_y, out: Path, args) -> None:
             axes[i, j].imshow(picture, interpolation="nearest")
             axes[i, j].set_title(title, fontsize=8)
             axes[i, j].axis("off")
-    fig.suptitle(f"{args.model} on Shapes val", fontsize=10)
+    name = args.data.capitalize()
+    fig.suptitle(f"{args.model} on {name} val", fontsize=10)
     fig.tight_layout()
     fig.savefig(out / "predictions.png", dpi=100)
     plt.close(fig)
     plots.plot_training_curves(out / "log.jsonl", keys=["loss", "val_miou", "val_pixel_acc", "lr"],
-                               path=out / "training_curves.png", title=f"{args.model} on Shapes")
+                               path=out / "training_curves.png", title=f"{args.model} on {name}")
 
 
 def eval_command(args: argparse.Namespace) -> int:
-    model = build_segmenter(args.model, Shapes.num_classes, **model_kwargs(args.model, args.size))
+    data = DATASETS[args.data]
+    model = build_segmenter(args.model, data.num_classes, **model_kwargs(args.model, args.size))
     model.load_state_dict(nn.load(args.weights))
     model.to(args.device)
-    x, y = load_split("val", args.val_images, args.image_size, args.seed, not args.quiet)
-    m = evaluate(model, normalise(x), y, Shapes.num_classes, args.batch_size, args.device)
-    names = Shapes.classes
+    x, y = load_split("val", args.val_images, args.image_size, args.seed, not args.quiet,
+                      args.data)
+    m = evaluate(model, normalise(x), y, data.num_classes, args.batch_size, args.device)
+    names = data.classes
     print(f"val mIoU {m['miou']:.4f}  pixel acc {m['pixel_acc']:.4f}  "
           f"mean class acc {m['mean_class_acc']:.4f}")
     for name, iou in zip(names, m["iou"]):
@@ -182,8 +208,9 @@ def eval_command(args: argparse.Namespace) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", choices=SEGMENTERS, default="unet")
-    p.add_argument("--data", choices=["shapes"], default="shapes",
-                   help="dataset (the built-in Shapes)")
+    p.add_argument("--data", choices=tuple(DATASETS), default="shapes",
+                   help="dataset: the built-in Shapes, or Nuclei (stardist's microscopy "
+                        "image, tiles of --image-size px; the image counts only cap tiles)")
     p.add_argument("--size", choices=tuple(SIZES), default="small", help="model width preset")
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--val-images", type=int, default=200)
@@ -255,10 +282,11 @@ def side_by_side(left: Path, right: Path, path: Path, right_scale: int = 2) -> P
 
 
 def add_commands(sub) -> None:
-    t = sub.add_parser("train-seg", help="train a segmenter on Shapes")
+    t = sub.add_parser("train-seg", help="train a segmenter on Shapes (or Nuclei)")
     add_train_arguments(t)
     t.set_defaults(func=lambda a: (train(a), 0)[1])
-    e = sub.add_parser("eval-seg", help="evaluate saved segmenter weights on Shapes val")
+    e = sub.add_parser("eval-seg", help="evaluate saved segmenter weights on Shapes "
+                                                   "(or Nuclei) val")
     _common(e)
     e.add_argument("--weights", required=True, help="a model.npz written by train-seg")
     e.set_defaults(func=eval_command)

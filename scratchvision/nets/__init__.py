@@ -8,7 +8,7 @@ from scratchvision.nets.unet import UNet
 from scratchvision.nets.vgg import ConvClassifier, VGGBackbone
 
 SEGMENTERS = ("fcn32s", "fcn16s", "fcn8s", "deconvnet", "dilated", "unet")
-DETECTORS = ("sliding_window", "rcnn", "fast_rcnn", "yolo_v1", "ssd")
+DETECTORS = ("sliding_window", "rcnn", "fast_rcnn", "faster_rcnn", "mask_rcnn", "yolo_v1", "ssd")
 
 
 def build_segmenter(name: str, num_classes: int, **kwargs):
@@ -30,6 +30,12 @@ def build_detector(name: str, num_classes: int, size: str = "small", **kwargs):
     if name == "fast_rcnn":
         from scratchvision.nets import fast_rcnn as module  # noqa: PLC0415
         cls = module.FastRCNN
+    elif name == "faster_rcnn":
+        from scratchvision.nets import faster_rcnn as module
+        cls = module.FasterRCNN
+    elif name == "mask_rcnn":
+        from scratchvision.nets import mask_rcnn as module
+        cls = module.MaskRCNN
     elif name == "rcnn":
         from scratchvision.nets import rcnn as module  # noqa: PLC0415
         cls = module.RCNN

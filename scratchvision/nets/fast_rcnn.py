@@ -37,10 +37,9 @@ import numpy as np
 from scratchvision import nn
 from scratchvision.nets.detection.heads import FastRCNNPredictor, TwoMLPHead
 from scratchvision.nets.detection.images import batch_images, denormalise
-from scratchvision.nets.detection.roi_heads import RoIHeads
+from scratchvision.nets.detection.roi_heads import RoIHeads, build_pooler
 from scratchvision.nets.detection.targets import check_proposals, check_targets
 from scratchvision.nets.vgg import VGGBackbone
-from scratchvision.ops import RoIAlign, RoIPool
 
 SIZES = {
     "small": dict(widths=(16, 32, 64, 128), depths=(1, 2, 2, 2), representation_size=256),
@@ -71,7 +70,8 @@ class FastRCNN(nn.Module):
     num_classes : classes including background.
     widths, depths : the VGG-style backbone's stages (the last one does not pool).
     representation_size : width of fc6 and fc7.
-    pooler : 'roi_pool' (the paper) or 'roi_align' (for comparison).
+    pooler : 'roi_pool' (the paper), 'roi_align' or 'roi_align_unaligned' (for comparison,
+        ``roi_heads.build_pooler``).
     pool_size : RoI pooling output (7 in the paper).
     batch_size_per_image, positive_fraction, nms_thresh, score_thresh : see ``RoIHeads``.
     proposal_strategy : Selective Search strategy used when ``predict`` gets no proposals.
@@ -91,12 +91,7 @@ class FastRCNN(nn.Module):
                                     pools=(True,) * (n - 1) + (False,))
         self.stride = 2 ** (n - 1)
         scale = 1.0 / self.stride
-        if pooler == "roi_pool":
-            pool = RoIPool(pool_size, scale)
-        elif pooler == "roi_align":
-            pool = RoIAlign(pool_size, scale, sampling_ratio=2, aligned=True)
-        else:
-            raise ValueError(f"pooler must be 'roi_pool' or 'roi_align', got {pooler!r}")
+        pool = build_pooler(pooler, pool_size, scale)
         self.num_classes = num_classes
         self.proposal_strategy = proposal_strategy
         self.roi_heads = RoIHeads(

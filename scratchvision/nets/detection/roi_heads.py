@@ -33,7 +33,24 @@ from scratchvision.autograd.factories import default_generator
 from scratchvision.backend import get_array_module
 from scratchvision.nets.detection.losses import fast_rcnn_loss
 from scratchvision.nets.detection.postprocess import select_detections
-from scratchvision.ops import BalancedPositiveNegativeSampler, BoxCoder, box_iou
+from scratchvision.ops import (BalancedPositiveNegativeSampler, BoxCoder, RoIAlign, RoIPool,
+                               box_iou)
+
+
+POOLERS = ("roi_pool", "roi_align", "roi_align_unaligned")
+
+
+def build_pooler(name: str, output_size: int, spatial_scale: float, sampling_ratio: int = 2):
+    """The RoI pooling layer by name: ``roi_pool`` (Fast R-CNN's max pooling over quantised
+    bins), ``roi_align`` (Mask R-CNN's bilinear sampling, ``aligned=True``: the half-pixel
+    offset of torchvision's ``aligned`` option) or ``roi_align_unaligned`` (the same without
+    the half-pixel offset, as the Mask R-CNN paper's own RoIAlign)."""
+    if name == "roi_pool":
+        return RoIPool(output_size, spatial_scale)
+    if name in ("roi_align", "roi_align_unaligned"):
+        return RoIAlign(output_size, spatial_scale, sampling_ratio=sampling_ratio,
+                        aligned=name == "roi_align")
+    raise ValueError(f"pooler must be one of {POOLERS}, got {name!r}")
 
 
 def assign_targets(proposals: np.ndarray, gt_boxes: np.ndarray, gt_labels: np.ndarray,
@@ -90,10 +107,17 @@ class RoIHeads(nn.Module):
     # ------------------------------------------------------------------ training
     def select_training_samples(self, proposals: list, targets: list) -> tuple:
         """Sampled RoIs per image, and their labels (R,) and regression targets (R, 4)."""
+        rois, labels, reg, _ = self.sample_rois(proposals, targets)
+        return rois, np.concatenate(labels), np.concatenate(reg)
+
+    def sample_rois(self, proposals: list, targets: list) -> tuple:
+        """Per image: sampled RoIs (R_i, 4), labels (R_i,), regression targets (R_i, 4) and
+        the index of each RoI's matched ground truth (R_i,) (-1 without one; Mask R-CNN
+        reads the masks of its foreground RoIs' matches)."""
         sampler = BalancedPositiveNegativeSampler(self.batch_size_per_image,
                                                   self.positive_fraction,
                                                   rng=default_generator())
-        rois, labels, reg = [], [], []
+        rois, labels, reg, matches = [], [], [], []
         for props, t in zip(proposals, targets):
             props = np.asarray(props, np.float32).reshape(-1, 4)
             gt, gl = t["boxes"], t["labels"]
@@ -110,20 +134,25 @@ class RoIHeads(nn.Module):
             rois.append(props)
             labels.append(lab)
             reg.append(codes)
-        return rois, np.concatenate(labels), np.concatenate(reg)
+            matches.append(np.where(fg, matched, -1))
+        return rois, labels, reg, matches
 
     def _features(self, features, boxes: list):
         xp = get_array_module(features.data)
         boxes = [xp.asarray(b, dtype=features.dtype) for b in boxes]
         return self.box_predictor(self.box_head(self.box_roi_pool(features, boxes)))
 
-    def loss(self, features, proposals: list, targets: list) -> dict:
-        """``{'loss_classifier', 'loss_box_reg'}`` for validated targets (host arrays)."""
-        rois, labels, reg = self.select_training_samples(proposals, targets)
+    def loss(self, features, proposals: list, targets: list, samples: tuple | None = None
+             ) -> dict:
+        """``{'loss_classifier', 'loss_box_reg'}`` for validated targets (host arrays);
+        ``samples`` is ``sample_rois``' result when the caller drew it already."""
+        rois, labels, reg, _ = samples or self.sample_rois(proposals, targets)
         class_logits, box_regression = self._features(features, rois)
         xp = get_array_module(features.data)
-        cls_loss, box_loss = fast_rcnn_loss(class_logits, box_regression, labels,
-                                            xp.asarray(reg), beta=self.smooth_l1_beta)
+        cls_loss, box_loss = fast_rcnn_loss(class_logits, box_regression,
+                                            np.concatenate(labels),
+                                            xp.asarray(np.concatenate(reg)),
+                                            beta=self.smooth_l1_beta)
         return {"loss_classifier": cls_loss, "loss_box_reg": box_loss}
 
     # ------------------------------------------------------------------- testing
