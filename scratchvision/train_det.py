@@ -41,6 +41,7 @@ import scratchvision as sv
 from scratchvision import nn
 from scratchvision.data.augment import ssd_augmentation, yolo_augmentation
 from scratchvision.data.loader import progress as data_progress
+from scratchvision.data.nuclei import Nuclei
 from scratchvision.data.shapes import Shapes
 from scratchvision.eval.detection import coco_ground_truth, coco_results, evaluate_detections
 from scratchvision.nets import DETECTORS, build_detector
@@ -55,7 +56,9 @@ DEFAULTS = {
     "fast_rcnn": dict(epochs=6, batch_size=2, lr=1e-3, optimizer="adam", weight_decay=1e-4),
     # a step of 4 images took ~0.25 s on 2 cores (RPN + detector, small preset)
     "faster_rcnn": {"epochs": 6, "batch_size": 4, "lr": 1e-3, "optimizer": "adam",
-                    "weight_decay": 1e-4},
+                    "weight_decay": 1e-4, "stage_epochs": (2, 3, 1, 1)},
+    "mask_rcnn": {"epochs": 6, "batch_size": 4, "lr": 1e-3, "optimizer": "adam",
+                  "weight_decay": 1e-4, "stage_epochs": (2, 3, 1, 1)},
     "rcnn": dict(epochs=6, batch_size=8, lr=2e-3, optimizer="adam", weight_decay=1e-4),
     "sliding_window": dict(epochs=10, batch_size=8, lr=3e-3, optimizer="adam",
                            weight_decay=1e-4),
@@ -76,9 +79,25 @@ DEFAULTS = {
 AUGMENT_DEFAULT = "flip"
 
 
+DATASETS = {"shapes": Shapes, "nuclei": Nuclei}
+
+
+def class_names(data: str = "shapes") -> tuple:
+    """The class names of ``--data`` (index 0 the background)."""
+    return tuple(DATASETS[data].classes)
+
+
 def load_split(split: str, num_images: int, image_size: int, seed: int,
-               progress: bool = True) -> tuple[np.ndarray, list]:
-    """uint8 images (N, H, W, 3) and targets [{boxes, labels, areas, image_id}, ...]."""
+               progress: bool = True, data: str = "shapes",
+               with_masks: bool = False) -> tuple[np.ndarray, list]:
+    """uint8 images (N, H, W, 3) and targets [{boxes, labels, areas, image_id[, masks]}].
+
+    ``data='nuclei'``: the stardist microscopy tiles (``data/nuclei.py``) of side
+    ``image_size``, at most ``num_images`` of them; the training split holds each tile's
+    eight flips and rotations (D4), so 35 tiles become 280 images. Nuclei targets always
+    carry their ``masks``; Shapes' only with ``with_masks`` (Mask R-CNN)."""
+    if data == "nuclei":
+        return _load_nuclei(split, num_images, image_size)
     ds = Shapes(split, num_images, image_size=image_size, seed=seed)
     images = np.empty((num_images, image_size, image_size, 3), np.uint8)
     targets = []
@@ -89,7 +108,20 @@ def load_split(split: str, num_images: int, image_size: int, seed: int,
         targets.append({"boxes": t["boxes"], "labels": t["labels"],
                         "areas": t["masks"].reshape(len(t["boxes"]), -1).sum(axis=1),
                         "image_id": i})
+        if with_masks:
+            targets[-1]["masks"] = t["masks"].astype(np.uint8)
     return images, targets
+
+
+def _load_nuclei(split: str, num_images: int, tile: int) -> tuple[np.ndarray, list]:
+    ds = Nuclei(split if split != "test" else "val", tile=tile)
+    samples = [ds.variant(i, k) for i in range(len(ds)) for k in range(8)] \
+        if split == "train" else [ds[i] for i in range(len(ds))]
+    samples = samples[:num_images]
+    targets = [{"boxes": t["boxes"], "labels": t["labels"], "masks": t["masks"],
+                "areas": t["masks"].reshape(len(t["boxes"]), -1).sum(axis=1), "image_id": i}
+               for i, (_, t) in enumerate(samples)]
+    return np.stack([im for im, _ in samples]), targets
 
 
 # --augment choices that run a paper's per-image pipeline (data/augment.py) on the uint8
@@ -150,12 +182,17 @@ def _image_sizes(images: np.ndarray) -> list:
     return [tuple(images.shape[-2:])] * len(images)
 
 
-def evaluate(model, images, targets, proposals, batch_size, device) -> dict:
+def evaluate(model, images, targets, proposals, batch_size, device,
+             classes: tuple = Shapes.classes) -> dict:
+    """The per-epoch metrics: VOC and COCO box AP (and COCO mask AP for Mask R-CNN)."""
     preds = predict_split(model, images, proposals, batch_size, device)
     m = evaluate_detections(preds, targets, [t["image_id"] for t in targets],
-                            _image_sizes(images), Shapes.classes)
-    return {"val_map": m["map"], "val_map07": m["map07"], "val_coco_ap": m["coco"]["AP"],
-            "val_ap": m["ap"][1:]}
+                            _image_sizes(images), classes)
+    out = {"val_map": m["map"], "val_map07": m["map07"], "val_coco_ap": m["coco"]["AP"],
+           "val_ap": m["ap"][1:]}
+    if "segm" in m:
+        out.update(val_mask_ap50=m["segm"]["AP50"], val_mask_ap=m["segm"]["AP"])
+    return out
 
 
 def time_predict(model, images, proposals, device: str, repeats: int = 1) -> float:
@@ -187,7 +224,8 @@ def time_proposals(images_uint8: np.ndarray, strategy: str, n: int = 20) -> floa
 
 
 def _fill_defaults(args) -> None:
-    for k, v in dict({"pretrain_epochs": 0}, **DEFAULTS[args.model]).items():
+    for k, v in dict({"pretrain_epochs": 0, "schedule": "joint", "stage_epochs": (1, 1, 1, 1),
+                      "data": "shapes"}, **DEFAULTS[args.model]).items():
         if getattr(args, k, None) is None:
             setattr(args, k, v)
     if getattr(args, "augment", None) is None:
@@ -204,6 +242,12 @@ def _settings(args) -> dict:
         settings["augment"] = args.augment
     if getattr(args, "pretrain_epochs", 0):
         settings["pretrain_epochs"] = args.pretrain_epochs
+    # likewise the defaults of the flags added with Faster R-CNN
+    if getattr(args, "data", "shapes") != "shapes":
+        settings["data"] = args.data
+    if getattr(args, "schedule", "joint") != "joint":
+        settings["schedule"] = args.schedule
+        settings["stage_epochs"] = list(args.stage_epochs)
     return settings
 
 
@@ -223,15 +267,19 @@ def train(args: argparse.Namespace) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     progress = not args.quiet
     sv.manual_seed(args.seed)
+    _check_combination(args)
+    classes = class_names(args.data)
+    with_masks = args.model in MASK_MODELS
     t_data = time.perf_counter()
     train_u8, train_t = load_split("train", args.train_images, args.image_size, args.seed,
-                                   progress)
-    val_u8, val_t = load_split("val", args.val_images, args.image_size, args.seed, progress)
+                                   progress, args.data, with_masks)
+    val_u8, val_t = load_split("val", args.val_images, args.image_size, args.seed, progress,
+                               args.data, with_masks)
     # with --augment ssd / yolo the uint8 images are augmented and normalised batch by batch
     train_x = None if args.augment in PIPELINES else normalise(train_u8)
     val_x = normalise(val_u8)
     data_seconds = time.perf_counter() - t_data
-    model = build_detector(args.model, Shapes.num_classes, args.size, **_model_kwargs(args))
+    model = build_detector(args.model, len(classes), args.size, **_model_kwargs(args))
     uses_proposals = getattr(model, "uses_proposals", False)
     if uses_proposals and args.augment in PIPELINES:
         raise SystemExit(f"--augment {args.augment}: {args.model}'s precomputed proposals "
@@ -266,6 +314,8 @@ def train(args: argparse.Namespace) -> dict:
                 t = train_t[i]
                 boxes = flip_boxes(t["boxes"], width) if flips[i] else t["boxes"]
                 targets.append({"boxes": boxes, "labels": t["labels"]})
+                if "masks" in t:
+                    targets[-1]["masks"] = t["masks"][..., ::-1] if flips[i] else t["masks"]
                 if uses_proposals:
                     props.append(flip_boxes(train_p[i], width) if flips[i] else train_p[i])
             x = sv.tensor(np.ascontiguousarray(x), device=args.device)
@@ -286,14 +336,23 @@ def train(args: argparse.Namespace) -> dict:
             desc=f"{args.model} pre-training", settings=_settings(args))
         pre_history = pre_trainer.fit(resume=args.resume)
         pretrain_seconds = pre_history[-1]["seconds"] if pre_history else 0.0
-    trainer = Trainer(
-        model, batches, steps, args.epochs, out, optimizer=args.optimizer, lr=args.lr,
-        weight_decay=args.weight_decay, clip_grad_norm=args.clip_grad_norm,
-        evaluate=lambda m: evaluate(m, val_x, val_t, val_p, args.eval_batch_size, args.device),
-        metric="val_map", quiet=args.quiet, desc=args.model, settings=_settings(args))
-    history = trainer.fit(resume=args.resume, stop_after=args.stop_after)
-    if len(history) < args.epochs:                     # interrupted on purpose (--stop-after)
-        return {"history": history, "stopped_after": len(history)}
+    def val_metrics(m):
+        return evaluate(model, val_x, val_t, val_p, args.eval_batch_size, args.device, classes)
+
+    if args.schedule == "alternating":
+        history = train_alternating(model, batches, steps, out, args, val_metrics, val_x,
+                                    val_t)
+        if history is None:                            # interrupted on purpose (--stop-after)
+            return {"stopped_after": "an alternating step"}
+    else:
+        trainer = Trainer(
+            model, batches, steps, args.epochs, out, optimizer=args.optimizer, lr=args.lr,
+            weight_decay=args.weight_decay, clip_grad_norm=args.clip_grad_norm,
+            evaluate=val_metrics, metric="val_map", quiet=args.quiet, desc=args.model,
+            settings=_settings(args))
+        history = trainer.fit(resume=args.resume, stop_after=args.stop_after)
+        if len(history) < args.epochs:                 # interrupted on purpose (--stop-after)
+            return {"history": history, "stopped_after": len(history)}
     t_finish = time.perf_counter()
     extra = {}
     if hasattr(model, "finish_training"):
@@ -305,8 +364,10 @@ def train(args: argparse.Namespace) -> dict:
     result = final_evaluation(model, val_u8, val_x, val_t, val_p, out, args)
     result.update({
         "model": args.model, "size": args.size, "parameters": model.num_parameters(),
-        "settings": _settings(args), "epochs": args.epochs, "train_images": args.train_images,
-        "val_images": args.val_images, "image_size": args.image_size,
+        "settings": _settings(args), "data": args.data, "schedule": args.schedule,
+        "epochs": (sum(args.stage_epochs) if args.schedule == "alternating" else args.epochs),
+        "train_images": len(train_u8), "val_images": len(val_u8),
+        "image_size": args.image_size,
         "minutes": (history[-1]["seconds"] if history else 0.0) / 60,
         "pretrain_minutes": pretrain_seconds / 60,
         "finish_minutes": finish_seconds / 60, "data_seconds": data_seconds,
@@ -318,13 +379,68 @@ def train(args: argparse.Namespace) -> dict:
               f"{result['ms_per_image']:.1f} ms/image; results in {out}", flush=True)
     if not args.no_pictures and history:
         from scratchvision.viz import plots  # noqa: PLC0415
-        keys = [k for k in ("loss", "loss_classifier", "loss_box_reg", "loss_xy", "loss_wh",
-                            "loss_obj", "loss_noobj", "loss_cls", "val_map", "lr")
+        keys = [k for k in ("loss", "loss_objectness", "loss_rpn_box_reg", "loss_classifier",
+                            "loss_box_reg", "loss_mask", "loss_xy", "loss_wh", "loss_obj",
+                            "loss_noobj", "loss_cls", "val_map", "val_mask_ap50", "lr")
                 if k in history[-1]]
         plots.plot_training_curves(out / "log.jsonl", keys=keys,
                                    path=out / "training_curves.png",
                                    title=f"{args.model} on Shapes")
     return result
+
+
+def train_alternating(model, batches, steps: int, out: Path, args, val_metrics, val_x,
+                      val_t) -> list | None:
+    """Faster R-CNN's 4-step alternating training (``FasterRCNN.training_stage``): each
+    step a ``Trainer`` of its own in OUT/step<k> for ``--stage-epochs`` epochs; the RPN-only
+    steps 1 and 3 are scored by the recall of the ground truths in the test-time proposals
+    (IoU >= 0.5), the detector steps by mAP. Returns every step's log records (each with
+    its ``step``), or None when ``--stop-after`` interrupted a step."""
+    from scratchvision.nets.faster_rcnn import proposal_recall  # noqa: PLC0415
+    from scratchvision.trainer import Trainer  # noqa: PLC0415
+    history, seconds = [], 0.0
+    for step, epochs in zip((1, 2, 3, 4), args.stage_epochs):
+        stage = model.training_stage(step)
+        if step in (1, 3):
+            def metrics(m):
+                return {"val_recall": proposal_recall(model, val_x, val_t,
+                                                      device=args.device)}
+            metric = "val_recall"
+        else:
+            metrics, metric = val_metrics, "val_map"
+        trainer = Trainer(
+            stage, batches, steps, epochs, out / f"step{step}", optimizer=args.optimizer,
+            lr=args.lr, weight_decay=args.weight_decay, clip_grad_norm=args.clip_grad_norm,
+            evaluate=metrics, metric=metric, quiet=args.quiet,
+            desc=f"{args.model} step {step}", settings=dict(_settings(args), step=step))
+        records = trainer.fit(resume=args.resume, stop_after=args.stop_after)
+        stage.finish()
+        if len(records) < epochs:
+            return None
+        for r in records:
+            history.append(dict(r, step=step, seconds=seconds + r["seconds"]))
+        seconds = history[-1]["seconds"]
+    nn.save(model, out / "model.npz")
+    return history
+
+
+# Mask R-CNN's targets carry the instance masks (the other models read boxes only).
+MASK_MODELS = ("mask_rcnn",)
+# models with a 4-step alternating schedule
+ALTERNATING = ("faster_rcnn", "mask_rcnn")
+
+
+def _check_combination(args) -> None:
+    """Refuse flag combinations that cannot work, before any data is generated."""
+    if args.data != "shapes" and args.model in ("rcnn", "fast_rcnn"):
+        raise SystemExit(f"--data {args.data}: {args.model} reads cached Selective Search "
+                         "proposals, computed for Shapes only")
+    if args.model in MASK_MODELS and args.augment in PIPELINES:
+        raise SystemExit(f"--augment {args.augment}: the pipeline does not transform "
+                         f"{args.model}'s masks; use --augment flip or none")
+    if args.schedule == "alternating" and args.model not in ALTERNATING:
+        raise SystemExit(f"--schedule alternating: only {', '.join(ALTERNATING)} have the "
+                         "4-step alternating training")
 
 
 # The detector the README's ``demo`` trains after its segmenter (see ``demo_detection``).
@@ -355,38 +471,63 @@ def final_evaluation(model, val_u8, val_x, val_t, val_p, out: Path, args) -> dic
     """Metrics, test-time speed and pictures of the trained model on the val split."""
     preds = predict_split(model, val_x, val_p, args.eval_batch_size, args.device,
                           progress=not args.quiet)
+    classes = class_names(args.data)
     m = evaluate_detections(preds, val_t, [t["image_id"] for t in val_t], _image_sizes(val_x),
-                            Shapes.classes)
+                            classes)
     ms = time_predict(model, val_x, val_p, args.device)
     result = {"val_map": m["map"], "val_map07": m["map07"], "val_coco_ap": m["coco"]["AP"],
               "val_coco": {k: v for k, v in m["coco"].items() if isinstance(v, float)},
-              "val_ap": dict(zip(Shapes.classes[1:], m["ap"][1:])),
-              "val_ap07": dict(zip(Shapes.classes[1:], m["ap07"][1:])),
+              "val_ap": dict(zip(classes[1:], m["ap"][1:])),
+              "val_ap07": dict(zip(classes[1:], m["ap07"][1:])),
               "ms_per_image": ms}
+    if "segm" in m:
+        result.update(val_mask_ap50=m["segm"]["AP50"], val_mask_ap=m["segm"]["AP"],
+                      val_segm={k: v for k, v in m["segm"].items() if isinstance(v, float)})
     if getattr(model, "uses_proposals", False):
         result["proposal_ms_per_image"] = time_proposals(val_u8, args.proposals)
     if not args.no_pictures:
         from scratchvision.viz import plots  # noqa: PLC0415
         plots.plot_pr_curves(m["precision"][1:], m["recall"][1:], m["ap"][1:],
-                             class_names=Shapes.classes[1:], path=out / "pr_curves.png",
+                             class_names=classes[1:], path=out / "pr_curves.png",
                              title=f"{args.model}: precision-recall on Shapes val "
                                    f"(mAP@0.5 {m['map']:.3f})")
-        save_detection_grid(val_u8[:8], preds[:8], out / "detections.png")
+        save_detection_grid(val_u8[:8], preds[:8], out / "detections.png", classes=classes,
+                            targets=val_t[:8])
     return result
 
 
-def save_detection_grid(images_u8, preds, path, score_thresh: float = 0.5) -> Path:
-    """A grid of images with their labelled detections above ``score_thresh``."""
-    from scratchvision.viz.draw import draw_boxes, save_image_grid  # noqa: PLC0415
-    pictures = [draw_boxes(im, p["boxes"], p["labels"], p["scores"], Shapes.classes,
-                           score_thresh=score_thresh) for im, p in zip(images_u8, preds)]
+def draw_detections(image_u8, pred: dict, classes: tuple = Shapes.classes,
+                    score_thresh: float = 0.5) -> np.ndarray:
+    """An image with the labelled boxes above ``score_thresh``, and their masks if any."""
+    from scratchvision.viz.draw import draw_boxes, draw_masks  # noqa: PLC0415
+    shown = np.asarray(pred["scores"]) > score_thresh
+    if "masks" in pred and shown.any():
+        image_u8 = draw_masks(image_u8, np.asarray(pred["masks"])[shown],
+                              np.asarray(pred["labels"])[shown])
+    return draw_boxes(image_u8, pred["boxes"], pred["labels"], pred["scores"], classes,
+                      score_thresh=score_thresh)
+
+
+def save_detection_grid(images_u8, preds, path, score_thresh: float = 0.5,
+                        classes: tuple = Shapes.classes, targets=None) -> Path:
+    """A grid of images with their labelled detections above ``score_thresh`` (and masks);
+    with ``targets``, each picture has its ground truth drawn beside it."""
+    from scratchvision.viz.draw import save_image_grid  # noqa: PLC0415
+    pictures = []
+    for i, (im, p) in enumerate(zip(images_u8, preds)):
+        pictures.append(draw_detections(im, p, classes, score_thresh))
+        if targets is not None:
+            t = targets[i]
+            truth = dict(t, scores=np.ones(len(t["labels"]), np.float32))
+            pictures.append(draw_detections(im, truth, classes, 0.0))
     return save_image_grid(pictures, path, nrow=4)
 
 
 def _load_model(args):
     if args.weights is None:
         raise SystemExit(f"--weights is required for --model {args.model}")
-    model = build_detector(args.model, Shapes.num_classes, args.size, **_model_kwargs(args))
+    model = build_detector(args.model, len(class_names(args.data)), args.size,
+                           **_model_kwargs(args))
     state = nn.load(args.weights)
     try:
         model.load_state_dict(state)
@@ -420,7 +561,9 @@ def _ranks(text: str) -> tuple[int, int]:
 def eval_command(args: argparse.Namespace) -> int:
     model = _load_model(args)
     n = args.val_images
-    u8, targets = load_split(args.split, n, args.image_size, args.seed, not args.quiet)
+    classes = class_names(args.data)
+    u8, targets = load_split(args.split, n, args.image_size, args.seed, not args.quiet,
+                             args.data, with_masks=getattr(model, "uses_masks", False))
     x = normalise(u8)
     props = None
     if getattr(model, "uses_proposals", False):
@@ -428,7 +571,7 @@ def eval_command(args: argparse.Namespace) -> int:
         props, _ = proposal_cache.load_or_compute(key, args.workers, not args.quiet)
     preds = predict_split(model, x, props, args.eval_batch_size, args.device, not args.quiet)
     m = evaluate_detections(preds, targets, [t["image_id"] for t in targets],
-                            _image_sizes(x), Shapes.classes)
+                            _image_sizes(x), classes)
     ms = time_predict(model, x, props, args.device)
     ap = {"voc": m["ap"], "voc07": m["ap07"]}.get(args.metric)
     if args.metric == "coco":
@@ -439,25 +582,29 @@ def eval_command(args: argparse.Namespace) -> int:
         ap = [float("nan")] + ap
     print(f"{args.split}: VOC mAP@0.5 {m['map']:.4f}  VOC07 mAP {m['map07']:.4f}  "
           f"COCO AP {m['coco']['AP']:.4f}  ({ms:.1f} ms/image, {1000 / ms:.1f} images/s)")
+    if "segm" in m:
+        print(f"masks: COCO AP@0.5 {m['segm']['AP50']:.4f}  AP@[.5:.95] {m['segm']['AP']:.4f}")
     print(f"per-class AP ({args.metric}):")
-    for name, a in zip(Shapes.classes[1:], ap[1:]):
+    for name, a in zip(classes[1:], ap[1:]):
         print(f"  {name:<10} {a:.4f}")
     if args.out:
         from scratchvision.viz import plots  # noqa: PLC0415
         Path(args.out).mkdir(parents=True, exist_ok=True)
         plots.plot_pr_curves(m["precision"][1:], m["recall"][1:], m["ap"][1:],
-                             class_names=Shapes.classes[1:],
+                             class_names=classes[1:],
                              path=Path(args.out) / "pr_curves.png")
     return 0
 
 
 def detect_command(args: argparse.Namespace) -> int:
-    """Pictures with labelled boxes and DIR/detections.json (COCO results format)."""
+    """Pictures with labelled boxes (and masks) and DIR/detections.json (COCO results
+    format; Mask R-CNN's masks as compressed RLE ``segmentation``)."""
     if args.model in PRETRAINED:
         return detect_faces_command(args)
     from scratchvision.eval.coco import write_coco_results  # noqa: PLC0415
-    from scratchvision.viz.draw import draw_boxes, save_image  # noqa: PLC0415
+    from scratchvision.viz.draw import save_image  # noqa: PLC0415
     model = _load_model(args)
+    classes = class_names(args.data)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.image:
@@ -469,18 +616,19 @@ def detect_command(args: argparse.Namespace) -> int:
         ids, targets = [0], None
     else:
         u8, targets = load_split(args.split, args.images, args.image_size, args.seed,
-                                 not args.quiet)
+                                 not args.quiet, args.data,
+                                 with_masks=getattr(model, "uses_masks", False))
         images_u8, ids = list(u8), [t["image_id"] for t in targets]
     preds = []
     for u8 in images_u8:                  # one at a time: images may differ in size
         x = sv.tensor(normalise(u8)[None], device=args.device)
         preds.append({k: v.numpy() for k, v in model.predict(x)[0].items()})
     for im_id, u8, p in zip(ids, images_u8, preds):
-        save_image(draw_boxes(u8, p["boxes"], p["labels"], p["scores"], Shapes.classes,
-                              score_thresh=args.score_thresh), out / f"{im_id:06d}.png")
+        save_image(draw_detections(u8, p, classes, args.score_thresh),
+                   out / f"{im_id:06d}.png")
     write_coco_results(out / "detections.json", coco_results(preds, ids))
     if args.export_gt and targets is not None:
-        gt = coco_ground_truth(targets, ids, [u.shape[:2] for u in images_u8], Shapes.classes)
+        gt = coco_ground_truth(targets, ids, [u.shape[:2] for u in images_u8], classes)
         Path(args.export_gt).write_text(json.dumps(gt))
     if not args.quiet:
         print(f"{len(preds)} images, {sum(len(p['boxes']) for p in preds)} detections -> "
@@ -532,6 +680,16 @@ def _positive(kind):
     return parse
 
 
+def _four_epochs(text: str) -> tuple:
+    try:
+        epochs = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'E1,E2,E3,E4', got {text!r}") from None
+    if len(epochs) != 4 or min(epochs) < 1:
+        raise argparse.ArgumentTypeError(f"expected four epoch counts >= 1, got {text!r}")
+    return epochs
+
+
 def _non_negative_int(text: str) -> int:
     v = int(text)
     if v < 0:
@@ -541,8 +699,9 @@ def _non_negative_int(text: str) -> int:
 
 def _common(p: argparse.ArgumentParser, models: tuple = DETECTORS) -> None:
     p.add_argument("--model", choices=models, required=True)
-    p.add_argument("--data", choices=["shapes"], default="shapes",
-                   help="dataset (the built-in Shapes)")
+    p.add_argument("--data", choices=list(DATASETS), default="shapes",
+                   help="dataset: the built-in Shapes, or Nuclei (the stardist microscopy "
+                        "tiles, data/nuclei.py; models without Selective Search proposals)")
     p.add_argument("--size", default="small",
                    help="model width preset (small, tiny; yolo_v1 and ssd also large)")
     p.add_argument("--image-size", type=_positive(int), default=128)
@@ -593,6 +752,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--stop-after", type=_positive(int), default=None, metavar="N",
                    help="stop after N epochs of this run, as if interrupted (resume later)")
+    p.add_argument("--schedule", choices=["joint", "alternating"], default=None,
+                   help="Faster/Mask R-CNN: approximate joint training (default) or the "
+                        "paper's 4-step alternating training")
+    p.add_argument("--stage-epochs", type=_four_epochs, default=None, metavar="E1,E2,E3,E4",
+                   help="epochs of the 4 alternating steps (default: the model's)")
     p.add_argument("--no-pictures", action="store_true")
 
 

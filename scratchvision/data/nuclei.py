@@ -168,6 +168,22 @@ class Nuclei:
     def __getitem__(self, index: int):
         index = self._index(index)
         image, labels = self._tile(index)
+        return self._sample(image, labels, index)
+
+    def variant(self, index: int, k: int):
+        """Tile ``index`` under element ``k`` (0..7) of D4 (``k`` quarter turns, then a
+        left-right flip when k >= 4), whatever ``augment`` says: the detector training's
+        eight fixed copies of each tile."""
+        if int(k) != k or not 0 <= k < 8:
+            raise ValueError(f"k must be an integer in 0..7, got {k!r}")
+        index = self._index(index)
+        y, x = self.origins[index]
+        t = self.tile
+        image = _d4(self._image[y:y + t, x:x + t], int(k))
+        labels = _d4(self._labels[y:y + t, x:x + t], int(k))
+        return self._sample(image, labels, index)
+
+    def _sample(self, image: np.ndarray, labels: np.ndarray, index: int):
         ids, counts = np.unique(labels[labels > 0], return_counts=True)
         ids = ids[counts >= MIN_PIXELS]
         masks = (labels[None] == ids[:, None, None]).astype(np.uint8)

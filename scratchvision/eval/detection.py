@@ -11,15 +11,20 @@ numbers papers report, computed by the project's own evaluators:
   (a predicted box thinner than a pixel is kept as a one-pixel box);
 - COCO AP@[.5:.95], AP50, AP75, APs/m/l and AR (``eval/coco.py``, pycocotools' rules),
   on a ground-truth dict built by ``coco_ground_truth`` (the same dict ``detect
-  --export-gt`` writes).
+  --export-gt`` writes);
+- with instance masks on both sides (Mask R-CNN), the same COCO numbers on the masks
+  (``iou_type='segm'``: mask IoU instead of box IoU), the ground truths and detections
+  written as compressed RLE as pycocotools reads them.
 
 Predictions are per-image dicts (``boxes`` (K, 4) x1y1x2y2 pixel edges, ``scores``,
-``labels`` 1..C; Tensors or arrays), as ``model.predict`` returns them.
+``labels`` 1..C, optionally ``masks`` (K, H, W) binary; Tensors or arrays), as
+``model.predict`` returns them.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from scratchvision.data import mask_utils
 from scratchvision.eval.coco import detections_to_coco_results, evaluate_coco
 from scratchvision.eval.voc import evaluate_voc
 
@@ -42,7 +47,8 @@ def coco_ground_truth(targets, image_ids, image_sizes, class_names) -> dict:
 
     ``class_names[0]`` is the background and gets no category; label ``l`` is category id
     ``l``. An annotation's ``area`` is its mask's pixel count when the target has
-    ``masks`` (as in COCO), else its box area; ``iscrowd`` is 0.
+    ``masks`` (as in COCO), else its box area; ``iscrowd`` is 0. With ``masks`` each
+    annotation also gets its ``segmentation`` as compressed RLE.
     """
     images, anns = [], []
     for t, im, (h, w) in zip(targets, image_ids, image_sizes):
@@ -51,23 +57,31 @@ def coco_ground_truth(targets, image_ids, image_sizes, class_names) -> dict:
         boxes = _np(t["boxes"]).reshape(-1, 4).astype(np.float64)
         labels = _np(t["labels"]).reshape(-1)
         areas = t.get("areas")
-        if areas is None and t.get("masks") is not None:
-            areas = _np(t["masks"]).reshape(len(boxes), -1).sum(axis=1)
+        masks = None if t.get("masks") is None else _np(t["masks"])
+        if areas is None and masks is not None:
+            areas = masks.reshape(len(boxes), -1).sum(axis=1)
         for j, (b, lab) in enumerate(zip(boxes, labels)):
             bw, bh = b[2] - b[0], b[3] - b[1]
-            anns.append({"id": len(anns) + 1, "image_id": int(im), "category_id": int(lab),
-                         "bbox": [float(b[0]), float(b[1]), float(bw), float(bh)],
-                         "area": float(areas[j]) if areas is not None else float(bw * bh),
-                         "iscrowd": 0})
+            ann = {"id": len(anns) + 1, "image_id": int(im), "category_id": int(lab),
+                   "bbox": [float(b[0]), float(b[1]), float(bw), float(bh)],
+                   "area": float(areas[j]) if areas is not None else float(bw * bh),
+                   "iscrowd": 0}
+            if masks is not None:
+                ann["segmentation"] = mask_utils.encode(masks[j] > 0)
+            anns.append(ann)
     cats = [{"id": i, "name": n} for i, n in enumerate(class_names) if i > 0]
     return {"images": images, "annotations": anns, "categories": cats}
 
 
 def coco_results(predictions, image_ids) -> list:
-    """COCO results list (``bbox`` x, y, w, h; ``category_id`` = label) of predictions."""
+    """COCO results list (``bbox`` x, y, w, h; ``category_id`` = label; ``segmentation``
+    RLE when every prediction has ``masks``) of predictions."""
+    masks = [_np(p["masks"]) for p in predictions] \
+        if predictions and all("masks" in p for p in predictions) else None
     return detections_to_coco_results(
         list(image_ids), [_np(p["boxes"]) for p in predictions],
-        [_np(p["scores"]) for p in predictions], [_np(p["labels"]) for p in predictions])
+        [_np(p["scores"]) for p in predictions], [_np(p["labels"]) for p in predictions],
+        masks=masks)
 
 
 def evaluate_detections(predictions, targets, image_ids, image_sizes, class_names) -> dict:
@@ -75,7 +89,8 @@ def evaluate_detections(predictions, targets, image_ids, image_sizes, class_name
 
     Returns a dict: ``map`` (VOC area, IoU 0.5), ``map07``, ``ap`` and ``ap07`` per class
     (index = label; NaN for the background), ``precision``/``recall`` curves per class,
-    ``coco`` (the 12 COCO numbers and ``per_class_ap``).
+    ``coco`` (the 12 COCO numbers and ``per_class_ap``), and ``segm`` (the same on the
+    masks) when the predictions and the targets have ``masks``.
     """
     if not len(predictions) == len(targets) == len(image_ids) == len(image_sizes):
         raise ValueError(f"got {len(predictions)} predictions, {len(targets)} targets, "
@@ -90,7 +105,12 @@ def evaluate_detections(predictions, targets, image_ids, image_sizes, class_name
     voc07 = evaluate_voc(pb, pl, ps, gb, gl, use_07_metric=True, num_classes=k)
     gt = coco_ground_truth(targets, image_ids, image_sizes, class_names)
     res = coco_results(predictions, image_ids)
-    coco = evaluate_coco(gt, res, "bbox") if res else {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
-    return {"map": float(voc["map"]), "map07": float(voc07["map"]),
-            "ap": [float(a) for a in voc["ap"]], "ap07": [float(a) for a in voc07["ap"]],
-            "precision": voc["precision"], "recall": voc["recall"], "coco": coco}
+    empty = {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
+    coco = evaluate_coco(gt, res, "bbox") if res else empty
+    out = {"map": float(voc["map"]), "map07": float(voc07["map"]),
+           "ap": [float(a) for a in voc["ap"]], "ap07": [float(a) for a in voc07["ap"]],
+           "precision": voc["precision"], "recall": voc["recall"], "coco": coco}
+    with_masks = all(t.get("masks") is not None for t in targets)
+    if with_masks and predictions and all("masks" in p for p in predictions):
+        out["segm"] = evaluate_coco(gt, res, "segm") if res else dict(empty)
+    return out
