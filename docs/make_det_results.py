@@ -36,13 +36,37 @@ PLOT = ROOT / "docs" / "detectors_speed_accuracy.png"
 SPEED = RUNS / "speed.json"
 # run name -> (model, extra train-det flags); a run's folder is runs/results/<run>
 RUN_SPECS = {"sliding_window": ("sliding_window", []), "rcnn": ("rcnn", []),
-             "fast_rcnn": ("fast_rcnn", []), "yolo_v1": ("yolo_v1", []), "ssd": ("ssd", []),
-             "ssd_no_augmentation": ("ssd", ["--augment", "none"])}
+             "fast_rcnn": ("fast_rcnn", []),
+             "faster_rcnn": ("faster_rcnn", []),
+             "faster_rcnn_roi_align": ("faster_rcnn", ["--pooler", "roi_align"]),
+             "faster_rcnn_alternating": ("faster_rcnn", ["--schedule", "alternating"]),
+             "mask_rcnn": ("mask_rcnn", []),
+             "mask_rcnn_roi_align_unaligned": ("mask_rcnn", ["--pooler", "roi_align_unaligned"]),
+             "mask_rcnn_roi_pool": ("mask_rcnn", ["--pooler", "roi_pool"]),
+             "yolo_v1": ("yolo_v1", []), "ssd": ("ssd", []),
+             "ssd_no_augmentation": ("ssd", ["--augment", "none"]),
+             "mask_rcnn_nuclei": ("mask_rcnn", ["--data", "nuclei", "--epochs", "24"])}
+# runs on the nuclei microscopy tiles: not in the Shapes tables
+NUCLEI_RUNS = ("mask_rcnn_nuclei", "unet_nuclei")
+# the segmenter on the same tiles (train-seg, U-Net's own domain)
+UNET_NUCLEI = ["python", "-m", "scratchvision", "train-seg", "--data", "nuclei", "--model",
+               "unet", "--size", "small", "--image-size", "128", "--seed", "0", "--epochs",
+               "80", "--batch-size", "4", "--out", "runs/results/unet_nuclei", "--quiet"]
 MODELS = tuple(RUN_SPECS)
-TARGETS = {"sliding_window": 0.80, "rcnn": 0.85, "fast_rcnn": 0.90, "yolo_v1": 0.85,
-           "ssd": 0.90, "ssd_no_augmentation": None}
+TARGETS = {"sliding_window": 0.80, "rcnn": 0.85, "fast_rcnn": 0.90, "faster_rcnn": 0.92,
+           "faster_rcnn_roi_align": 0.92, "faster_rcnn_alternating": 0.92, "mask_rcnn": 0.92,
+           "mask_rcnn_roi_align_unaligned": None, "mask_rcnn_roi_pool": None,
+           "yolo_v1": 0.85, "ssd": 0.90, "ssd_no_augmentation": None}
+MASK_TARGET = 0.88          # Mask R-CNN's mask AP@0.5
 PAPERS = {"sliding_window": "OverFeat (Sermanet et al. 2014)",
           "rcnn": "R-CNN (Girshick et al. 2014)", "fast_rcnn": "Fast R-CNN (Girshick 2015)",
+          "faster_rcnn": "Faster R-CNN (Ren et al. 2015), joint training, RoIPool",
+          "faster_rcnn_roi_align": "Faster R-CNN, joint training, RoIAlign",
+          "faster_rcnn_alternating": "Faster R-CNN, 4-step alternating training, RoIPool",
+          "mask_rcnn": "Mask R-CNN (He et al. 2017), RoIAlign (aligned)",
+          "mask_rcnn_roi_align_unaligned": "Mask R-CNN, RoIAlign without the half-pixel "
+                                           "offset",
+          "mask_rcnn_roi_pool": "Mask R-CNN, RoIPool",
           "yolo_v1": "YOLO v1 (Redmon et al. 2016)", "ssd": "SSD (Liu et al. 2016)",
           "ssd_no_augmentation": "SSD without augmentation (the paper's ablation)"}
 SVD_RANKS = ((None, None), (128, 128), (64, 64), (32, 32), (16, 16))
@@ -68,10 +92,21 @@ YOLO_NOTE = (
 
 
 def command(run: str) -> list[str]:
+    if run == "unet_nuclei":
+        return list(UNET_NUCLEI)
     model, extra = RUN_SPECS[run]
     return ["python", "-m", "scratchvision", "train-det", "--model", model, "--size", "small",
             "--image-size", "128", "--train-images", "2000", "--val-images", "200",
             "--seed", "0", *extra, "--out", f"runs/results/{run}", "--quiet"]
+
+
+def nuclei_pictures(run: str) -> str:
+    """Copy a nuclei run's picture of predictions beside the ground truth into docs/."""
+    import shutil  # noqa: PLC0415
+    source = RUNS / run / ("predictions.png" if run == "unet_nuclei" else "detections.png")
+    target = ROOT / "docs" / f"nuclei_{run}.png"
+    shutil.copyfile(source, target)
+    return target.name
 
 
 def measure_speed(runs, n_images: int = 48, passes: int = 3) -> dict:
@@ -316,7 +351,8 @@ def _proposal_minutes(results: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--models", nargs="*", default=list(MODELS) + ["unet_nuclei"],
+                        choices=list(MODELS) + ["unet_nuclei"])
     parser.add_argument("--table-only", action="store_true", help="rebuild the table only")
     parser.add_argument("--speed", action="store_true",
                         help="after training, measure every trained run's test speed")
@@ -335,6 +371,8 @@ def main() -> int:
             r["wall_minutes_with_data"] = (time.time() - t0) / 60
             if model == "fast_rcnn":
                 r["svd"] = svd_table(RUNS / model / "model.npz")
+            if model in NUCLEI_RUNS:
+                r["pictures"] = nuclei_pictures(model)
             path.write_text(json.dumps(r, indent=1))
     if args.speed or args.speed_only:
         SPEED.write_text(json.dumps(measure_speed(MODELS), indent=1))

@@ -27,8 +27,9 @@ class is taken, and its sigmoid probabilities are pasted back into the image
 branches, ``'roi_align'`` (default, ``aligned=True``), ``'roi_align_unaligned'`` (without
 the half-pixel offset) or ``'roi_pool'`` (Fast R-CNN's quantised max pooling).
 
-Scaled for Shapes at 128 px on a CPU: the small backbone of Faster R-CNN here, and a mask
-head of 4 x 64 channels (the paper: 256) with a 64-channel deconvolution.
+Scaled for Shapes at 128 px on a CPU: the small backbone of Faster R-CNN here, a mask
+head of 4 x 32 channels (the paper: 256) with a 32-channel deconvolution, and 32 sampled
+RoIs per image (``SIZES`` says why).
 """
 from __future__ import annotations
 
@@ -42,8 +43,14 @@ from scratchvision.nets.detection.roi_heads import build_pooler
 from scratchvision.nets.faster_rcnn import SIZES as FASTER_SIZES
 from scratchvision.nets.faster_rcnn import FasterRCNN
 
-_MASK = {"small": (64, 64, 64, 64), "tiny": (16, 16), "large": (256, 256, 256, 256)}
-SIZES = {k: dict(v, mask_layers=_MASK[k]) for k, v in FASTER_SIZES.items()}
+# the mask head's widths, and RoIs sampled per image for the box head (whose positives
+# the mask head reads): the small preset halves Faster R-CNN's 64 and uses 32-channel mask
+# convolutions, so a step of 4 images takes 0.31 s on one core (64 RoIs and 64 channels:
+# 0.57 s; 64 RoIs, 32 channels: 0.41 s; Faster R-CNN alone 0.26 s)
+_MASK = {"small": {"mask_layers": (32, 32, 32, 32), "box_batch_size_per_image": 32},
+         "tiny": {"mask_layers": (16, 16)},
+         "large": {"mask_layers": (256, 256, 256, 256)}}
+SIZES = {k: dict(v, **_MASK[k]) for k, v in FASTER_SIZES.items()}
 
 
 class MaskRCNN(FasterRCNN):
@@ -62,7 +69,7 @@ class MaskRCNN(FasterRCNN):
 
     def __init__(self, num_classes: int, widths=(16, 32, 64, 128), depths=(1, 2, 2, 2),
                  representation_size: int = 256, pooler: str = "roi_align",
-                 mask_layers=(64, 64, 64, 64), mask_pool_size: int = 14,
+                 mask_layers=(32, 32, 32, 32), mask_pool_size: int = 14,
                  mask_thresh: float = 0.5, **kwargs) -> None:
         super().__init__(num_classes, widths, depths, representation_size, pooler=pooler,
                          **kwargs)

@@ -24,6 +24,11 @@ def _mini(name):
                               windows_per_image=4)
     if name == "ssd":                 # two maps (8 x 8, 4 x 4): fewer convs to simulate
         return build_detector(name, 4, "tiny", widths=(2, 2, 2), sources=1, extras=((2, 2),))
+    if name in ("faster_rcnn", "mask_rcnn"):   # a 4 x 4 map, few anchors and RoIs
+        extra = {"mask_layers": (2,)} if name == "mask_rcnn" else {}
+        return build_detector(name, 4, "tiny", widths=(2, 2, 3, 4), representation_size=8,
+                              anchor_sizes=(16,), rpn_batch_size_per_image=16,
+                              box_batch_size_per_image=8, **extra)
     return build_detector(name, 4, "tiny")
 
 
@@ -34,10 +39,11 @@ def _data():
     x = normalise(image[None])
     props = [np.concatenate([t["boxes"] + [1, -1, 2, 1], [[0, 0, 16, 16], [8, 4, 30, 28]]]
                             ).clip(0, 32).astype(np.float32)]
-    return x, [{"boxes": t["boxes"], "labels": t["labels"]}], props
+    return x, [{"boxes": t["boxes"], "labels": t["labels"], "masks": t["masks"]}], props
 
 
-@pytest.mark.parametrize("name", ["fast_rcnn", "rcnn", "sliding_window", "yolo_v1", "ssd"])
+@pytest.mark.parametrize("name", ["fast_rcnn", "faster_rcnn", "mask_rcnn", "rcnn",
+                                  "sliding_window", "yolo_v1", "ssd"])
 def test_detector_loss_and_gradients_on_gpu_match_cpu(name):
     x, targets, props = _data()
     results = []
