@@ -69,6 +69,7 @@ import scratchvision.functional as F
 from scratchvision import nn
 from scratchvision.autograd import no_grad
 from scratchvision.autograd.factories import default_generator
+from scratchvision.autograd.gradcheck import register_gradcheck
 from scratchvision.nets.detection.heads import FastRCNNPredictor, TwoMLPHead
 from scratchvision.nets.detection.images import batch_images
 from scratchvision.nets.detection.roi_heads import RoIHeads, build_pooler
@@ -409,3 +410,20 @@ def proposal_recall(model: FasterRCNN, images: np.ndarray, targets: list, iou: f
                 found += int((np.asarray(box_iou(gt, props)).max(axis=1) >= iou).sum())
     model.train(was)
     return found / max(total, 1)
+
+
+@register_gradcheck("rpn_loss")
+def _rpn_loss_case(rng):
+    # 16 anchors (a 4 x 4 grid of 16-pixel squares on a 32 x 32 image) and one object: fewer
+    # labelled anchors than the 256 sampled, so every one of them is in the loss and the
+    # sample cannot change while gradcheck perturbs the inputs
+    rpn = RegionProposalNetwork(4, anchor_sizes=(16,), aspect_ratios=(1.0,))
+    anchors = np.asarray(rpn.anchor_generator.grid_anchors([(4, 4)], [(8, 8)])[0])
+    targets = [{"boxes": np.array([[2.0, 1.0, 18.0, 14.0]], np.float32),
+                "labels": np.array([1])}]
+    objectness = rng.standard_normal((1, 16))
+    deltas = rng.standard_normal((1, 16, 4)) * 0.3
+
+    def fn(objectness, deltas):
+        return tuple(rpn.loss(objectness, deltas, anchors, targets).values())
+    return fn, [objectness, deltas]

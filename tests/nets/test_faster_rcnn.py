@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import scratchvision as sv
+from scratchvision.autograd.gradcheck import registered_gradchecks, run_case
 from scratchvision.cli import main as cli_main
 from scratchvision.nets import build_detector
 from scratchvision.nets.detection.images import batch_images
@@ -95,6 +96,12 @@ def test_rpn_loss_samples_and_normalises_as_the_paper():
     assert g[5] == pytest.approx(-0.125) and (g == 0.125).sum() == 3 and (g != 0).sum() == 4
     # the positive's offsets are 0 = its target: no box loss, zero gradient
     assert losses["loss_rpn_box_reg"].item() == 0.0
+
+
+def test_rpn_loss_gradcheck_float64():
+    r = run_case(registered_gradchecks()["rpn_loss"])
+    assert r.ok, r.worst
+    assert r.checked == 16 + 16 * 4
 
 
 def test_proposals_decoded_clipped_thresholded_nms_and_top_n():
