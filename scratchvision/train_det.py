@@ -495,8 +495,9 @@ def final_evaluation(model, val_u8, val_x, val_t, val_p, out: Path, args) -> dic
                              class_names=classes[1:], path=out / "pr_curves.png",
                              title=f"{args.model}: precision-recall on Shapes val "
                                    f"(mAP@0.5 {m['map']:.3f})")
-        save_detection_grid(val_u8[:8], preds[:8], out / "detections.png", classes=classes,
-                            targets=val_t[:8])
+        # four val images, each prediction beside its ground truth: a 4 x 2 grid
+        save_detection_grid(val_u8[:4], preds[:4], out / "detections.png", classes=classes,
+                            targets=val_t[:4])
     return result
 
 
