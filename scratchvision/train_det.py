@@ -503,28 +503,31 @@ def final_evaluation(model, val_u8, val_x, val_t, val_p, out: Path, args) -> dic
 
 def draw_detections(image_u8, pred: dict, classes: tuple = Shapes.classes,
                     score_thresh: float = 0.5) -> np.ndarray:
-    """An image with the labelled boxes above ``score_thresh``, and their masks if any."""
+    """An image with the labelled boxes above ``score_thresh``, and their masks if any; a
+    ground truth (no ``scores``) is drawn whole, without scores."""
     from scratchvision.viz.draw import draw_boxes, draw_masks  # noqa: PLC0415
-    shown = np.asarray(pred["scores"]) > score_thresh
-    if "masks" in pred and shown.any():
+    scores = pred.get("scores")
+    shown = np.ones(len(pred["labels"]), bool) if scores is None else \
+        np.asarray(scores) > score_thresh
+    if pred.get("masks") is not None and shown.any():
         image_u8 = draw_masks(image_u8, np.asarray(pred["masks"])[shown],
                               np.asarray(pred["labels"])[shown])
-    return draw_boxes(image_u8, pred["boxes"], pred["labels"], pred["scores"], classes,
-                      score_thresh=score_thresh)
+    return draw_boxes(image_u8, pred["boxes"], pred["labels"], scores, classes,
+                      score_thresh=None if scores is None else score_thresh)
 
 
 def save_detection_grid(images_u8, preds, path, score_thresh: float = 0.5,
                         classes: tuple = Shapes.classes, targets=None) -> Path:
     """A grid of images with their labelled detections above ``score_thresh`` (and masks);
-    with ``targets``, each picture has its ground truth drawn beside it."""
+    with ``targets``, each picture has its ground truth drawn to its right."""
     from scratchvision.viz.draw import save_image_grid  # noqa: PLC0415
     pictures = []
     for i, (im, p) in enumerate(zip(images_u8, preds)):
         pictures.append(draw_detections(im, p, classes, score_thresh))
         if targets is not None:
             t = targets[i]
-            truth = dict(t, scores=np.ones(len(t["labels"]), np.float32))
-            pictures.append(draw_detections(im, truth, classes, 0.0))
+            truth = {"boxes": t["boxes"], "labels": t["labels"], "masks": t.get("masks")}
+            pictures.append(draw_detections(im, truth, classes))
     return save_image_grid(pictures, path, nrow=4)
 
 
