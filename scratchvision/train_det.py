@@ -340,8 +340,8 @@ def train(args: argparse.Namespace) -> dict:
             desc=f"{args.model} pre-training", settings=_settings(args))
         pre_history = pre_trainer.fit(resume=args.resume)
         pretrain_seconds = pre_history[-1]["seconds"] if pre_history else 0.0
-    def val_metrics(m):
-        return evaluate(model, val_x, val_t, val_p, args.eval_batch_size, args.device, classes)
+    def val_metrics(m):         # m: the model, or the alternating training's step
+        return evaluate(m, val_x, val_t, val_p, args.eval_batch_size, args.device, classes)
 
     if args.schedule == "alternating":
         history = train_alternating(model, batches, steps, out, args, val_metrics, val_x,
@@ -410,7 +410,7 @@ def train_alternating(model, batches, steps: int, out: Path, args, val_metrics, 
                 return {"val_recall": proposal_recall(model, val_x, val_t,
                                                       device=args.device)}
             metric = "val_recall"
-        else:
+        else:        # the step's own predict: step 2 scores on the step-1 proposals
             metrics, metric = val_metrics, "val_map"
         trainer = Trainer(
             stage, batches, steps, epochs, out / f"step{step}", optimizer=args.optimizer,

@@ -310,12 +310,18 @@ class FasterRCNN(nn.Module):
             batch, feats = self.features(images)
             return self.rpn(batch, feats)[0]
 
-    def predict(self, images) -> list:
-        """Per image ``{'boxes', 'scores', 'labels'}`` Tensors in input-image pixels."""
+    def predict(self, images, proposer: "FasterRCNN | None" = None) -> list:
+        """Per image ``{'boxes', 'scores', 'labels'}`` Tensors in input-image pixels.
+
+        ``proposer``: another network whose RPN proposes (step 2 of the alternating
+        training, where the detector is evaluated on the step-1 network's proposals)."""
         with no_grad():
             batch, feats = self.features(images)
-            proposals, _ = self.rpn(batch, feats)
+            proposals = self._proposals(batch, feats, images, proposer)
             return self.roi_heads.predict(feats, proposals, batch.image_sizes)
+
+    def _proposals(self, batch, feats, images, proposer) -> list:
+        return self.rpn(batch, feats)[0] if proposer is None else proposer.propose(images)
 
     def training_stage(self, step: int) -> "AlternatingStep":
         """Step ``step`` (1-4) of the 4-step alternating training, as a module the trainer
@@ -358,6 +364,12 @@ class AlternatingStep(nn.Module):
         self.frozen = [n for n in ("backbone", "rpn", "roi_heads") if n not in trains]
         for name in ("backbone", "rpn", "roi_heads"):
             getattr(model, name).requires_grad_(name in trains)
+
+    def predict(self, images) -> list:
+        """The model's detections; in step 2 on the frozen step-1 network's proposals (the
+        step-1 RPN head does not fit the fresh backbone until step 3 retrains it)."""
+        return self.model.predict(images, proposer=self._proposer[0] if self._proposer
+                                  else None)
 
     def train(self, mode: bool = True) -> "AlternatingStep":
         super().train(mode)

@@ -112,12 +112,13 @@ class MaskRCNN(FasterRCNN):
                                             pos_matches)
         return losses
 
-    def predict(self, images) -> list:
-        """Per image ``{'boxes', 'scores', 'labels', 'masks'}``; ``masks`` (D, h, w) uint8."""
+    def predict(self, images, proposer=None) -> list:
+        """Per image ``{'boxes', 'scores', 'labels', 'masks'}``; ``masks`` (D, h, w) uint8.
+        ``proposer``: as ``FasterRCNN.predict``."""
         from scratchvision.autograd import Tensor  # noqa: PLC0415
         with no_grad():
             batch, feats = self.features(images)
-            proposals, _ = self.rpn(batch, feats)
+            proposals = self._proposals(batch, feats, images, proposer)
             dets = self.roi_heads.predict(feats, proposals, batch.image_sizes)
             boxes = [d["boxes"].numpy() for d in dets]
             if sum(len(b) for b in boxes):

@@ -204,6 +204,17 @@ def test_alternating_step_two_starts_a_fresh_backbone_and_freezes_the_proposer()
     assert not any(p.requires_grad for p in proposer.parameters())
     np.testing.assert_array_equal(proposer.backbone.stages[0][0][0].weight.numpy(),
                                   old.stages[0][0][0].weight.numpy())
+    # the step predicts with the step-1 proposals: the model's own RPN head does not fit
+    # the fresh backbone; the model alone proposes from its own (untrained) RPN
+    x, _ = _shapes(1)
+    stage.eval()
+    seen = []
+    propose = proposer.propose
+    proposer.propose = lambda images: seen.append(1) or propose(images)
+    stage.predict(sv.tensor(x))
+    assert seen == [1]
+    model.predict(sv.tensor(x))
+    assert seen == [1]
     with pytest.raises(ValueError, match="step must be"):
         model.training_stage(5)
 
