@@ -425,6 +425,9 @@ def train_alternating(model, batches, steps: int, out: Path, args, val_metrics, 
             history.append(dict(r, step=step, seconds=seconds + r["seconds"]))
         seconds = history[-1]["seconds"]
     nn.save(model, out / "model.npz")
+    # every step's records in one log, as a joint run writes it (training_curves.png)
+    (out / "log.jsonl").write_text("".join(json.dumps(r, default=float) + "\n"
+                                           for r in history))
     return history
 
 

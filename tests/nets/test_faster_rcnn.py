@@ -249,7 +249,8 @@ def test_train_eval_detect_cli_tiny(tmp_path, monkeypatch, capsys, extra):
               "--val-images", "2", "--quiet"]
     run = tmp_path / "run"
     assert cli_main(["train-det", *common, "--train-images", "4", "--batch-size", "2",
-                     "--epochs", "1", "--no-pictures", "--out", str(run), *extra]) == 0
+                     "--epochs", "1", "--out", str(run), *extra]) == 0
+    assert (run / "training_curves.png").exists() and (run / "detections.png").exists()
     result = json.loads((run / "result.json").read_text())
     assert 0 <= result["val_map"] <= 1 and result["ms_per_image"] > 0
     if extra:
