@@ -76,8 +76,16 @@ from scratchvision.nets.detection.roi_heads import RoIHeads, build_pooler
 from scratchvision.nets.detection.targets import check_targets
 from scratchvision.nets.vgg import VGGBackbone
 from scratchvision.nn import init
-from scratchvision.ops import (AnchorGenerator, BalancedPositiveNegativeSampler, BoxCoder, Matcher,
-                               box_iou, clip_boxes_to_image, nms, remove_small_boxes)
+from scratchvision.ops import (
+    AnchorGenerator,
+    BalancedPositiveNegativeSampler,
+    BoxCoder,
+    Matcher,
+    box_iou,
+    clip_boxes_to_image,
+    nms,
+    remove_small_boxes,
+)
 
 SIZES = {
     "small": {"widths": (16, 32, 64, 128), "depths": (1, 2, 2, 2), "representation_size": 256},
@@ -310,7 +318,7 @@ class FasterRCNN(nn.Module):
             batch, feats = self.features(images)
             return self.rpn(batch, feats)[0]
 
-    def predict(self, images, proposer: "FasterRCNN | None" = None) -> list:
+    def predict(self, images, proposer: FasterRCNN | None = None) -> list:
         """Per image ``{'boxes', 'scores', 'labels'}`` Tensors in input-image pixels.
 
         ``proposer``: another network whose RPN proposes (step 2 of the alternating
@@ -323,7 +331,7 @@ class FasterRCNN(nn.Module):
     def _proposals(self, batch, feats, images, proposer) -> list:
         return self.rpn(batch, feats)[0] if proposer is None else proposer.propose(images)
 
-    def training_stage(self, step: int) -> "AlternatingStep":
+    def training_stage(self, step: int) -> AlternatingStep:
         """Step ``step`` (1-4) of the 4-step alternating training, as a module the trainer
         can fit (its parameters are the ones that step trains)."""
         return AlternatingStep(self, step)
@@ -371,7 +379,7 @@ class AlternatingStep(nn.Module):
         return self.model.predict(images, proposer=self._proposer[0] if self._proposer
                                   else None)
 
-    def train(self, mode: bool = True) -> "AlternatingStep":
+    def train(self, mode: bool = True) -> AlternatingStep:
         super().train(mode)
         for name in self.frozen:
             getattr(self.model, name).eval()

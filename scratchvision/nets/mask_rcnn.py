@@ -37,8 +37,12 @@ import numpy as np
 
 from scratchvision.autograd import no_grad
 from scratchvision.backend import get_array_module
-from scratchvision.nets.detection.masks import (MaskRCNNHeads, MaskRCNNPredictor, maskrcnn_loss,
-                                                paste_masks_in_image)
+from scratchvision.nets.detection.masks import (
+    MaskRCNNHeads,
+    MaskRCNNPredictor,
+    maskrcnn_loss,
+    paste_masks_in_image,
+)
 from scratchvision.nets.detection.roi_heads import build_pooler
 from scratchvision.nets.faster_rcnn import SIZES as FASTER_SIZES
 from scratchvision.nets.faster_rcnn import FasterRCNN

@@ -10,8 +10,13 @@ from scratchvision.autograd.gradcheck import registered_gradchecks, run_case
 from scratchvision.cli import main as cli_main
 from scratchvision.nets import build_detector
 from scratchvision.nets.detection.images import batch_images
-from scratchvision.nets.faster_rcnn import (SIZES, FasterRCNN, RegionProposalNetwork,
-                                            flatten_rpn_outputs, proposal_recall)
+from scratchvision.nets.faster_rcnn import (
+    SIZES,
+    FasterRCNN,
+    RegionProposalNetwork,
+    flatten_rpn_outputs,
+    proposal_recall,
+)
 
 TERMS = ("loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg")
 

@@ -33,9 +33,7 @@ from scratchvision.autograd.factories import default_generator
 from scratchvision.backend import get_array_module
 from scratchvision.nets.detection.losses import fast_rcnn_loss
 from scratchvision.nets.detection.postprocess import select_detections
-from scratchvision.ops import (BalancedPositiveNegativeSampler, BoxCoder, RoIAlign, RoIPool,
-                               box_iou)
-
+from scratchvision.ops import BalancedPositiveNegativeSampler, BoxCoder, RoIAlign, RoIPool, box_iou
 
 POOLERS = ("roi_pool", "roi_align", "roi_align_unaligned")
 
