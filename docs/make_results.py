@@ -58,6 +58,16 @@ def table() -> str:
               "excluded) on the 2-core development machine; short test runs shared the machine "
               "for part of some runs. Per-epoch curves are in runs/results/<model>/log.jsonl "
               "(not committed; `runs/` is ignored)."]
+    unet = ROOT / "runs" / "results" / "unet_nuclei" / "result.json"
+    if unet.exists():
+        r = json.loads(unet.read_text())
+        lines += ["", f"On real data, stardist's fluorescence image of cell nuclei (U-Net's "
+                  f"own domain; `--data nuclei`, 4 validation tiles of 128 px): U-Net "
+                  f"foreground IoU {r['val_foreground_iou']:.4f}, mIoU {r['val_miou']:.4f} "
+                  f"after {r['epochs']} epochs ({r['minutes']:.1f} min), beside Mask R-CNN's "
+                  "instance masks on the same tiles in [DETECTION_RESULTS.md]"
+                  "(DETECTION_RESULTS.md#real-data-nuclei-in-fluorescence-microscopy), made by "
+                  "`python docs/make_det_results.py --models unet_nuclei mask_rcnn_nuclei`."]
     return "\n".join(lines) + "\n"
 
 
