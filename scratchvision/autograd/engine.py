@@ -14,12 +14,21 @@ are freed once used.
 """
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 from scratchvision.autograd.function import Function, no_grad
 
 if TYPE_CHECKING:
     from scratchvision.autograd.tensor import Tensor
+
+# Leaves with post-accumulate-grad hooks (``Tensor.register_post_accumulate_grad_hook``);
+# while it is empty, backward does no hook bookkeeping at all.
+# keyed by id (a Tensor's == is elementwise, so it cannot be a set member).
+leaves_with_hooks: "weakref.WeakValueDictionary[int, Tensor]" = weakref.WeakValueDictionary()
+# Callbacks queued during a backward (``queue_callback``): run when it ends, in order.
+_final_callbacks: list = []
+_backward_depth = 0
 
 
 def topological_order(root_fn: Function) -> list[Function]:
@@ -93,18 +102,71 @@ def backward(root: "Tensor", grad=None, retain_graph: bool = False,
         elif key in captured:
             captured[key] = g.copy() if captured[key] is None else captured[key] + g
 
-    if root.grad_fn is None:  # the root is a leaf: d(root)/d(root) = grad
-        deliver(id(root), root, grad)
-    else:
-        _walk(root.grad_fn, grad, retain_graph, capture is None, deliver, by_fn)
+    global _backward_depth
+    _backward_depth += 1
+    try:
+        if root.grad_fn is None:  # the root is a leaf: d(root)/d(root) = grad
+            deliver(id(root), root, grad)
+            if capture is None:
+                _fire_hooks(root)
+        else:
+            _walk(root.grad_fn, grad, retain_graph, capture is None, deliver, by_fn)
+        if _backward_depth == 1:
+            while _final_callbacks:
+                _final_callbacks.pop(0)()
+    finally:
+        _backward_depth -= 1
+        if _backward_depth == 0:
+            _final_callbacks.clear()
     return None if capture is None else [captured[id(t)] for t in capture]
+
+
+def queue_callback(callback) -> None:
+    """Run ``callback()`` when the backward pass now running ends (after every leaf's
+    gradient and hook); torch's ``Variable._execution_engine.queue_callback``. Only valid
+    from inside a backward (a hook); a callback may queue another."""
+    if _backward_depth == 0:
+        raise RuntimeError("queue_callback: no backward pass is running")
+    _final_callbacks.append(callback)
+
+
+def _fire_hooks(leaf) -> None:
+    for hook in list(leaf.__dict__.get("_post_accumulate_grad_hooks", {}).values()):
+        hook(leaf)
+
+
+def _last_uses(order: list) -> dict:
+    """Position in the walk (``reversed(order)``) of the last Function that takes each
+    hooked leaf as an input: after it, that leaf's gradient is complete."""
+    last: dict[int, int] = {}
+    n = len(order)
+    for k, fn in enumerate(order):      # order is the reverse of the walk: first = last
+        for edge in fn.inputs:
+            if edge is not None and not isinstance(edge, Function) and \
+                    id(edge) not in last and id(edge) in leaves_with_hooks:
+                last[id(edge)] = n - 1 - k
+    return last
 
 
 def _walk(root_fn: Function, grad, retain_graph: bool, retain_grads: bool, deliver,
           by_fn: dict) -> None:
     grads = {id(root_fn): grad}
+    order = topological_order(root_fn)
+    # leaves whose hooks fire after the step of their last use, if they received a gradient
+    hooked = _last_uses(order) if retain_grads and len(leaves_with_hooks) else {}
+    due: dict[int, list] = {}
+    if hooked:
+        inner = deliver
+
+        def deliver(key, leaf, g):  # noqa: F811  (the same delivery, noting who received)
+            inner(key, leaf, g)
+            if key in hooked:
+                due.setdefault(hooked.pop(key), []).append(leaf)
     with no_grad():  # gradients are plain arrays; nothing here is recorded
-        for fn in reversed(topological_order(root_fn)):
+        for step, fn in enumerate(reversed(order)):
+            if due:
+                for leaf in due.pop(step - 1, ()):
+                    _fire_hooks(leaf)
             g = grads.pop(id(fn), None)
             if g is None:
                 continue
@@ -137,6 +199,9 @@ def _walk(root_fn: Function, grad, retain_graph: bool, retain_grads: bool, deliv
                             else ig.astype(edge.dtype))
             if not retain_graph:
                 fn.release()
+        for step in sorted(due):        # the leaves last used by the walk's final steps
+            for leaf in due[step]:
+                _fire_hooks(leaf)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,

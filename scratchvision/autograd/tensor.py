@@ -205,6 +205,27 @@ class Tensor:
         self.requires_grad = requires_grad
         return self
 
+    def register_post_accumulate_grad_hook(self, hook) -> "RemovableHandle":
+        """``hook(tensor)`` runs once per ``backward`` on this leaf, after the gradient
+        of that backward has been accumulated into ``.grad`` in full (torch's hook of the
+        same name; data-parallel training starts reducing a gradient there). Returns a
+        handle whose ``remove()`` unregisters it."""
+        from collections import OrderedDict  # noqa: PLC0415
+        from scratchvision.autograd.hooks import RemovableHandle  # noqa: PLC0415
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
+                               "tensors")
+        if not callable(hook):
+            raise TypeError(f"register_post_accumulate_grad_hook: hook must be callable, "
+                            f"got {type(hook).__name__}")
+        hooks = self.__dict__.get("_post_accumulate_grad_hooks")
+        if hooks is None:
+            hooks = self._post_accumulate_grad_hooks = OrderedDict()
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        engine.leaves_with_hooks[id(self)] = self
+        return handle
+
     def retain_grad(self) -> None:
         """Keep ``.grad`` on this non-leaf tensor after backward."""
         self._retains_grad = True

@@ -12,15 +12,14 @@ registered, ``__call__`` is one dictionary check and the call of ``forward``.
 """
 from __future__ import annotations
 
-import itertools
 import warnings
-import weakref
 from collections import OrderedDict
 from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
 from scratchvision import backend
+from scratchvision.autograd.hooks import RemovableHandle  # noqa: F401  (nn.module.RemovableHandle)
 from scratchvision.autograd.tensor import Tensor, _raw
 
 
@@ -37,29 +36,6 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
-
-
-class RemovableHandle:
-    """What ``register_forward_hook`` / ``register_forward_pre_hook`` return, as
-    ``torch.utils.hooks.RemovableHandle``: ``handle.remove()`` unregisters the hook (a
-    second call does nothing); also a context manager that removes it on exit."""
-
-    _ids = itertools.count()
-
-    def __init__(self, hooks: OrderedDict[int, tuple]) -> None:
-        self.hooks_dict_ref = weakref.ref(hooks)  # the handle does not keep the module alive
-        self.id = next(RemovableHandle._ids)
-
-    def remove(self) -> None:
-        hooks = self.hooks_dict_ref()
-        if hooks is not None:
-            hooks.pop(self.id, None)
-
-    def __enter__(self) -> RemovableHandle:  # noqa: PYI034  (typing.Self is 3.11+)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.remove()
 
 
 class _IncompatibleKeys(NamedTuple):
