@@ -30,6 +30,10 @@ setup(
         "gpu": ["cupy-cuda12x>=13", "numba-cuda>=0.10"],
         # ONNX import/export: the parser only, imported by scratchvision.onnx when used
         "onnx": ["onnx>=1.14"],
+        # data-parallel training (scratchvision.distributed): mpi4py and an MPI runtime from
+        # the registry (the mpich wheel: mpiexec in the venv's bin), so no system MPI is
+        # needed; threadpoolctl shares the BLAS threads among the ranks of a node
+        "dist": ["mpi4py>=4.0", "mpich>=4.2", "threadpoolctl>=3"],
         # optional peers for cross-checks and benchmarks; never imported by scratchvision/
         "peers": ["torch", "torchvision", "pycocotools", "onnxruntime"],
     },

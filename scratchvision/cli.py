@@ -9,10 +9,13 @@ demo                 train a small segmenter, then a detector, on the built-in S
                      their pictures side by side
 train-seg / eval-seg train or evaluate a segmenter (see ``--help`` of each)
 train-det / eval-det train or evaluate a detector: sliding_window, rcnn, fast_rcnn,
-                     yolo_v1, ssd
+                     faster_rcnn, mask_rcnn, yolo_v1, ssd
 detect               draw a detector's boxes on images and write COCO results JSON;
                      ``--model mtcnn --image PATH``: faces and their five landmarks
                      (MTCNN with facenet-pytorch's weights) and a JSON of them
+
+``mpiexec -n N python -m scratchvision train-seg|train-det ...`` trains data-parallel on
+N ranks with the same flags (``scratchvision/distributed``; ``--sync-bn``).
 """
 from __future__ import annotations
 

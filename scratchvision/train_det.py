@@ -38,15 +38,17 @@ from pathlib import Path
 import numpy as np
 
 import scratchvision as sv
-from scratchvision import nn
+from scratchvision import distributed, nn
 from scratchvision.data.augment import ssd_augmentation, yolo_augmentation
 from scratchvision.data.loader import progress as data_progress
 from scratchvision.data.nuclei import Nuclei
 from scratchvision.data.shapes import Shapes
+from scratchvision.distributed import shard
 from scratchvision.eval.detection import coco_ground_truth, coco_results, evaluate_detections
 from scratchvision.nets import DETECTORS, build_detector
 from scratchvision.nets.detection import proposal_cache
 from scratchvision.nets.detection.images import normalise
+from scratchvision.trainer import add_data_parallel_arguments
 
 # Detectors with published weights: ``detect`` only (no train-det / eval-det, no --weights).
 PRETRAINED = ("mtcnn",)
@@ -230,7 +232,8 @@ def time_proposals(images_uint8: np.ndarray, strategy: str, n: int = 20) -> floa
 
 def _fill_defaults(args) -> None:
     for k, v in dict({"pretrain_epochs": 0, "schedule": "joint", "stage_epochs": (1, 1, 1, 1),
-                      "data": "shapes"}, **DEFAULTS[args.model]).items():
+                      "data": "shapes", "bucket_cap_mb": 25.0},
+                     **DEFAULTS[args.model]).items():
         if getattr(args, k, None) is None:
             setattr(args, k, v)
     if getattr(args, "augment", None) is None:
@@ -253,6 +256,8 @@ def _settings(args) -> dict:
     if getattr(args, "schedule", "joint") != "joint":
         settings["schedule"] = args.schedule
         settings["stage_epochs"] = list(args.stage_epochs)
+    if getattr(args, "sync_bn", False):
+        settings["sync_bn"] = True
     return settings
 
 
@@ -266,11 +271,13 @@ def _model_kwargs(args) -> dict:
 
 def train(args: argparse.Namespace) -> dict:
     """Train a detector; returns the result dict (also written to OUT/result.json)."""
-    from scratchvision.trainer import Trainer  # noqa: PLC0415
+    from scratchvision.trainer import Trainer, data_parallel  # noqa: PLC0415
     _fill_defaults(args)
+    rank, world = data_parallel(args.batch_size, args.device)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    progress = not args.quiet
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    progress = not args.quiet and rank == 0
     sv.manual_seed(args.seed)
     _check_combination(args)
     classes = class_names(args.data)
@@ -285,6 +292,8 @@ def train(args: argparse.Namespace) -> dict:
     val_x = normalise(val_u8)
     data_seconds = time.perf_counter() - t_data
     model = build_detector(args.model, len(classes), args.size, **_model_kwargs(args))
+    if getattr(args, "sync_bn", False):
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     uses_proposals = getattr(model, "uses_proposals", False)
     if uses_proposals and args.augment in PIPELINES:
         raise SystemExit(f"--augment {args.augment}: {args.model}'s precomputed proposals "
@@ -292,9 +301,14 @@ def train(args: argparse.Namespace) -> dict:
     proposal_seconds = 0.0
     train_p = val_p = None
     if uses_proposals:
-        train_p, s1 = get_proposals("train", args, progress)
-        val_p, s2 = get_proposals("val", args, progress)
-        proposal_seconds = s1 + s2
+        # under mpiexec rank 0 fills the cache first; the others then read it
+        for turn in ((0, 1) if world > 1 else (None,)):
+            if turn is None or (rank == 0) == (turn == 0):
+                train_p, s1 = get_proposals("train", args, progress)
+                val_p, s2 = get_proposals("val", args, progress)
+                proposal_seconds = s1 + s2
+            if turn is not None:
+                distributed.barrier()
     model.to(args.device)
     n, width = len(train_u8), args.image_size
     steps = max(1, n // args.batch_size)
@@ -306,7 +320,9 @@ def train(args: argparse.Namespace) -> dict:
         if args.augment == "none":
             flips[:] = False
         for step in range(steps):
-            idx = order[step * args.batch_size:(step + 1) * args.batch_size]
+            # this rank's shard of the global batch (all of it in one process)
+            idx = shard(order[step * args.batch_size:(step + 1) * args.batch_size], rank,
+                        world)
             if args.augment in PIPELINES:
                 x, targets = augmented_batch(args.augment, train_u8, train_t, idx, width,
                                              args.seed, epoch)
@@ -338,7 +354,8 @@ def train(args: argparse.Namespace) -> dict:
             pre, batches, steps, args.pretrain_epochs, out / "pretrain",
             optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
             clip_grad_norm=args.clip_grad_norm, quiet=args.quiet,
-            desc=f"{args.model} pre-training", settings=_settings(args))
+            desc=f"{args.model} pre-training", settings=_settings(args),
+            bucket_cap_mb=args.bucket_cap_mb)
         pre_history = pre_trainer.fit(resume=args.resume)
         pretrain_seconds = pre_history[-1]["seconds"] if pre_history else 0.0
     def val_metrics(m):         # m: the model, or the alternating training's step
@@ -354,10 +371,12 @@ def train(args: argparse.Namespace) -> dict:
             model, batches, steps, args.epochs, out, optimizer=args.optimizer, lr=args.lr,
             weight_decay=args.weight_decay, clip_grad_norm=args.clip_grad_norm,
             evaluate=val_metrics, metric="val_map", quiet=args.quiet, desc=args.model,
-            settings=_settings(args))
+            settings=_settings(args), bucket_cap_mb=args.bucket_cap_mb)
         history = trainer.fit(resume=args.resume, stop_after=args.stop_after)
         if len(history) < args.epochs:                 # interrupted on purpose (--stop-after)
             return {"history": history, "stopped_after": len(history)}
+    if rank != 0:                     # rank 0 finishes, evaluates and writes the results
+        return {"history": history, "rank": rank}
     t_finish = time.perf_counter()
     extra = {}
     if hasattr(model, "finish_training"):
@@ -417,7 +436,8 @@ def train_alternating(model, batches, steps: int, out: Path, args, val_metrics, 
             stage, batches, steps, epochs, out / f"step{step}", optimizer=args.optimizer,
             lr=args.lr, weight_decay=args.weight_decay, clip_grad_norm=args.clip_grad_norm,
             evaluate=metrics, metric=metric, quiet=args.quiet,
-            desc=f"{args.model} step {step}", settings=dict(_settings(args), step=step))
+            desc=f"{args.model} step {step}", settings=dict(_settings(args), step=step),
+            bucket_cap_mb=args.bucket_cap_mb)
         records = trainer.fit(resume=args.resume, stop_after=args.stop_after)
         stage.finish()
         if len(records) < epochs:
@@ -425,6 +445,8 @@ def train_alternating(model, batches, steps: int, out: Path, args, val_metrics, 
         for r in records:
             history.append(dict(r, step=step, seconds=seconds + r["seconds"]))
         seconds = history[-1]["seconds"]
+    if distributed.rank() != 0:
+        return history
     nn.save(model, out / "model.npz")
     # every step's records in one log, as a joint run writes it (training_curves.png)
     (out / "log.jsonl").write_text("".join(json.dumps(r, default=float) + "\n"
@@ -770,6 +792,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stage-epochs", type=_four_epochs, default=None, metavar="E1,E2,E3,E4",
                    help="epochs of the 4 alternating steps (default: the model's)")
     p.add_argument("--no-pictures", action="store_true")
+    add_data_parallel_arguments(p)
 
 
 def add_commands(sub) -> None:

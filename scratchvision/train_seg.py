@@ -34,7 +34,8 @@ from scratchvision.data.shapes import Shapes
 from scratchvision.eval.segmentation import evaluate_segmentation
 from scratchvision.nets import SEGMENTERS, build_segmenter
 from scratchvision.nets.segmenter import center_crop
-from scratchvision.trainer import Trainer
+from scratchvision.distributed import shard
+from scratchvision.trainer import Trainer, add_data_parallel_arguments, data_parallel
 
 # Model sizes: 'small' is the size of the results table; 'tiny' the demo's and the tests'.
 SIZES = {
@@ -88,19 +89,22 @@ def evaluate(model, images, labels, num_classes, batch_size=32, device="cpu") ->
 
 
 def shuffled_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
-                     device: str = "cpu"):
+                     device: str = "cpu", rank: int = 0, world: int = 1):
     """``batches(epoch)`` for the Trainer: the images shuffled by a generator seeded with
     (seed, epoch), a random half flipped horizontally (image and label map together), in
     batches of ``batch_size`` (the last incomplete one dropped); each item is
-    ``(images Tensor on device, label maps (B, H, W) int64)``."""
+    ``(images Tensor on device, label maps (B, H, W) int64)``. With ``world`` ranks each
+    batch is the ``rank``-th shard (``distributed.shard``) of the global batch: the order
+    and the flips (one draw per image) are the same on every rank."""
     steps = max(1, len(images) // batch_size)
 
     def batches(epoch: int):
         rng = np.random.default_rng([seed, epoch])
-        order = rng.permutation(len(images))
+        order = rng.permutation(len(images))     # = distributed.epoch_order(n, seed, epoch)
         flips = rng.random(len(images)) < 0.5
         for step in range(steps):
-            idx = np.sort(order[step * batch_size:(step + 1) * batch_size])
+            idx = np.sort(shard(order[step * batch_size:(step + 1) * batch_size], rank,
+                                world))
             xb, yb, flip = images[idx], labels[idx], flips[idx]
             xb = np.where(flip[:, None, None, None], xb[..., ::-1], xb)
             yb = np.where(flip[:, None, None], yb[..., ::-1], yb)
@@ -112,19 +116,23 @@ def shuffled_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, se
 def train(args: argparse.Namespace) -> dict:
     """Train a segmenter; returns the history and final metrics (also written to disk)."""
     out = Path(args.out)
+    rank, world = data_parallel(args.batch_size, args.device)
     sv.manual_seed(args.seed)
     num_classes = DATASETS[args.data].num_classes
     t_data = time.perf_counter()
+    progress = not args.quiet and rank == 0
     train_x, train_y = load_split("train", args.train_images, args.image_size, args.seed,
-                                  not args.quiet, args.data)
+                                  progress, args.data)
     val_x, val_y = load_split("val", args.val_images, args.image_size, args.seed,
-                              not args.quiet, args.data)
+                              progress, args.data)
     train_x, val_x = normalise(train_x), normalise(val_x)
     data_seconds = time.perf_counter() - t_data
     model = build_segmenter(args.model, num_classes, **model_kwargs(args.model, args.size))
+    if getattr(args, "sync_bn", False):
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(args.device)
     batches, steps_per_epoch = shuffled_batches(train_x, train_y, args.batch_size, args.seed,
-                                                args.device)
+                                                args.device, rank, world)
 
     def val_metrics(model) -> dict:
         m = evaluate(model, val_x, val_y, num_classes, args.batch_size, args.device)
@@ -137,18 +145,23 @@ def train(args: argparse.Namespace) -> dict:
     settings = {k: getattr(args, k) for k in ("data", "model", "size", "image_size",
                                               "train_images", "val_images", "batch_size",
                                               "seed")}
+    if getattr(args, "sync_bn", False):
+        settings["sync_bn"] = True
     trainer = Trainer(model, batches, steps_per_epoch, args.epochs, out,
                       optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
                       evaluate=val_metrics, metric="val_miou", quiet=args.quiet,
-                      desc=args.model, settings=settings)
+                      desc=args.model, settings=settings,
+                      bucket_cap_mb=getattr(args, "bucket_cap_mb", 25.0))
     history = trainer.fit(resume=args.resume, stop_after=getattr(args, "stop_after", None))
+    if rank != 0:                       # rank 0 writes the results and the pictures
+        return {"history": history, "rank": rank}
     result = {"model": args.model, "size": args.size, "parameters": model.num_parameters(),
               "data": args.data, "epochs": args.epochs, "train_images": len(train_x),
               "val_images": len(val_x), "image_size": args.image_size,
               "minutes": (history[-1]["seconds"] if history else 0.0) / 60,
               "data_seconds": data_seconds,
               "val_miou": history[-1]["val_miou"] if history else float("nan"),
-              "history": history}
+              "world_size": world, "history": history}
     if args.data == "nuclei":
         result["val_foreground_iou"] = (history[-1]["val_foreground_iou"] if history
                                         else float("nan"))
@@ -232,6 +245,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-after", type=int, default=None, metavar="N",
                    help="stop after N epochs of this run, as if interrupted (resume later)")
     p.add_argument("--no-pictures", action="store_true")
+    add_data_parallel_arguments(p)
 
 
 def demo(args: argparse.Namespace) -> int:

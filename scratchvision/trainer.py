@@ -61,6 +61,19 @@ Checkpoints of the previous format (a flat ``.npz`` with a ``meta`` array) are r
 with a message saying so. ``best.npz`` and ``model.npz`` are ``nn.save`` weight files:
 ``nn.load`` reads them.
 
+Data-parallel training
+----------------------
+Under ``mpiexec`` (``scratchvision.distributed.init()`` called first, more than one
+rank) every rank builds the same trainer; ``batches(epoch)`` must then yield this
+rank's shard of each global batch (``distributed.shard``). ``fit`` wraps the model in
+``DistributedDataParallel`` (gradients averaged across ranks in buckets of
+``bucket_cap_mb`` during backward), so each rank takes the same optimiser step. The
+logged loss terms are averaged over the ranks (the global batch's, when the loss is a
+mean over images); only rank 0 evaluates, prints and writes files, and its log record
+(metrics, best epoch) is broadcast, so ``fit`` returns the same history on every rank.
+The checkpoint keeps every rank's random state (``rng["ranks"]``), so resuming under
+the same number of ranks continues each rank's dropout stream too.
+
 Exact resume
 ------------
 ``fit(resume=True)`` first compares the checkpoint's ``settings`` and ``trainer``
@@ -84,7 +97,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from scratchvision import nn
+from scratchvision import distributed, nn
 from scratchvision.autograd import Tensor
 from scratchvision.autograd.factories import default_generator
 from scratchvision.serialization import PlainNpzError, load, save
@@ -120,6 +133,7 @@ class Trainer:
     settings : JSON-able dict of the task's choices (data, model, seed, ...), stored in the
         checkpoint; resuming with different settings is refused
     params : the parameters to optimise (default: the model's that require grad)
+    bucket_cap_mb : data-parallel gradient bucket size in MiB (under ``mpiexec`` only)
     """
 
     def __init__(self, model, batches: Callable[[int], Iterable], steps_per_epoch: int,
@@ -128,7 +142,7 @@ class Trainer:
                  warmup_iters: int | None = None, min_lr_ratio: float = 0.01,
                  clip_grad_norm: float | None = None, evaluate=None, metric: str | None = None,
                  quiet: bool = False, desc: str = "", settings: dict | None = None,
-                 params=None) -> None:
+                 params=None, bucket_cap_mb: float = 25.0) -> None:
         if not callable(getattr(model, "loss", None)):
             raise TypeError(f"Trainer: the model ({type(model).__name__}) needs a "
                             "loss(images, targets, **extras) -> dict[str, Tensor] method")
@@ -146,7 +160,11 @@ class Trainer:
         self.model, self.batches, self.evaluate = model, batches, evaluate
         self.steps_per_epoch, self.epochs = int(steps_per_epoch), int(epochs)
         self.out = Path(out)
-        self.metric, self.quiet, self.desc = metric, quiet, desc
+        # data-parallel: rank 0 is the one that evaluates, prints and writes
+        self.world = distributed.world_size() if distributed.is_active() else 1
+        self.is_main = distributed.rank() == 0
+        self.bucket_cap_mb = bucket_cap_mb
+        self.metric, self.quiet, self.desc = metric, quiet or not self.is_main, desc
         self.clip_grad_norm = clip_grad_norm
         # as JSON will give it back from the checkpoint (tuples -> lists, Paths -> str)
         self.settings = json.loads(json.dumps(_jsonable(settings or {}), default=str))
@@ -186,29 +204,40 @@ class Trainer:
         """
         if stop_after is not None and (int(stop_after) != stop_after or stop_after < 0):
             raise ValueError(f"Trainer.fit: stop_after must be an int >= 0, got {stop_after!r}")
-        self.out.mkdir(parents=True, exist_ok=True)
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
         if resume:
             self.load_checkpoint(self.out / CHECKPOINT)
         else:
             self.epoch, self.history, self.best = 0, [], None
-        with open(self.out / LOG, "w") as log:   # the history is the truth: rewrite it
-            for record in self.history:
-                log.write(json.dumps(record) + "\n")
-            log.flush()
+        self._ddp = None
+        if self.world > 1:          # after the resume: rank 0's weights go to every rank
+            self._ddp = distributed.DistributedDataParallel(self.model, self.bucket_cap_mb)
+        log = open(self.out / LOG, "w") if self.is_main else None   # noqa: SIM115
+        try:
+            for record in self.history:          # the history is the truth: rewrite it
+                _write(log, json.dumps(record) + "\n")
             t0 = time.perf_counter() - (self.history[-1]["seconds"] if self.history else 0.0)
             stop = self.epochs if stop_after is None else min(self.epochs,
                                                               self.epoch + int(stop_after))
             while self.epoch < stop:
                 record = self._epoch(self.epoch)
                 record["seconds"] = time.perf_counter() - t0
+                if self.world > 1:               # rank 0's metrics, best and clock
+                    record, self.best = distributed.broadcast_object((record, self.best))
                 self.epoch += 1
                 self.history.append(record)
-                log.write(json.dumps(record) + "\n")
-                log.flush()
+                _write(log, json.dumps(record) + "\n")
                 if not self.quiet:
                     print(self._summary(record), flush=True)
                 self.save_checkpoint(self.out / CHECKPOINT)
-        nn.save(self.model, self.out / FINAL)   # atomic, as every write of scratchvision.save
+        finally:
+            if log is not None:
+                log.close()
+            if self._ddp is not None:
+                self._ddp.remove_hooks()
+        if self.is_main:            # atomic, as every write of scratchvision.save
+            nn.save(self.model, self.out / FINAL)
         return self.history
 
     def _epoch(self, epoch: int) -> dict:
@@ -235,7 +264,7 @@ class Trainer:
                                   "losses": totals}
         for name, values in terms.items():
             record[_log_name(name)] = float(np.mean(values))
-        if self.evaluate is not None:
+        if self.evaluate is not None and self.is_main:
             metrics = _jsonable(dict(self.evaluate(self.model)))
             clash = sorted(set(metrics) & (set(record) | {"lr", "seconds", "best_epoch"}))
             if clash:
@@ -243,13 +272,13 @@ class Trainer:
                                  "uses itself; name them differently (e.g. 'val_...')")
             record.update(metrics)
         record["lr"] = self.optimizer.param_groups[0]["lr"]
-        if self.metric is not None:
+        if self.metric is not None and self.is_main:
             self._keep_best(record, epoch)
         return record
 
     def _step(self, images, targets, extras: dict, epoch: int, step: int):
         """One optimisation step; the total and each term's value (Python floats)."""
-        losses = self.model.loss(images, targets, **extras)
+        losses = (self._ddp or self.model).loss(images, targets, **extras)
         if not isinstance(losses, dict) or not losses or not all(
                 isinstance(v, Tensor) and v.numel() == 1 for v in losses.values()):
             raise TypeError(f"Trainer: model.loss must return a non-empty dict of scalar "
@@ -261,6 +290,10 @@ class Trainer:
         total.backward()
         values = {name: float(v.item()) for name, v in losses.items()}
         total_value = values[next(iter(values))] if len(values) == 1 else float(total.item())
+        if self.world > 1:     # the global batch's terms: the mean of the ranks' (and every
+            both = np.array([total_value, *values.values()])     # rank decides alike below)
+            distributed.all_reduce(both, op="mean")
+            total_value, values = float(both[0]), dict(zip(values, both[1:].tolist()))
         if not math.isfinite(total_value):
             raise FloatingPointError(
                 f"Trainer: the loss is not finite at epoch {epoch + 1}, step {step + 1}: "
@@ -298,12 +331,17 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, path) -> None:
-        """Model, optimiser, scheduler, random state, epoch, history, best, settings."""
+        """Model, optimiser, scheduler, random state, epoch, history, best, settings
+        (under ``mpiexec``: rank 0 writes, with every rank's random state)."""
+        rng = {"scratchvision": default_generator().bit_generator.state}
+        if self.world > 1:
+            rng["ranks"] = distributed.all_gather_object(rng["scratchvision"])
+        if not self.is_main:
+            return
         save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
               "epoch": self.epoch, "step": self.scheduler.last_epoch,
               "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-              "scheduler": self.scheduler.state_dict(),
-              "rng": {"scratchvision": default_generator().bit_generator.state},
+              "scheduler": self.scheduler.state_dict(), "rng": rng,
               "history": self.history, "best": self.best,
               "settings": self.settings, "trainer": self.hyper}, Path(path))
 
@@ -339,8 +377,41 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
-        default_generator().bit_generator.state = ckpt["rng"]["scratchvision"]
+        ranks = ckpt["rng"].get("ranks")
+        default_generator().bit_generator.state = (
+            ranks[distributed.rank()] if ranks is not None and len(ranks) == self.world
+            else ckpt["rng"]["scratchvision"])
         self.epoch, self.history, self.best = ckpt["epoch"], ckpt["history"], ckpt["best"]
+
+
+def data_parallel(batch_size: int, device: str = "cpu") -> tuple[int, int]:
+    """``(rank, world_size)`` of a training command: under ``mpiexec`` with N > 1 ranks
+    the process group is set up here (on ``cuda``, each rank takes the GPU of its local
+    rank), and the global ``--batch-size`` must split into N equal shards (``SystemExit``
+    with the numbers otherwise); outside it ``(0, 1)``."""
+    rank, world = distributed.init_if_launched()
+    if batch_size % world:
+        raise SystemExit(f"--batch-size {batch_size} is the global batch: it must be a "
+                         f"multiple of the {world} ranks (each takes batch / {world})")
+    if world > 1 and str(device).startswith("cuda"):
+        distributed.use_local_gpu()
+    return rank, world
+
+
+def add_data_parallel_arguments(p) -> None:
+    """``--sync-bn`` and ``--bucket-cap-mb``, for the commands that train under mpiexec."""
+    p.add_argument("--sync-bn", action="store_true",
+                   help="under mpiexec: batch norm with the statistics of the whole global "
+                        "batch (SyncBatchNorm), so N ranks train what one process trains")
+    p.add_argument("--bucket-cap-mb", type=float, default=25.0,
+                   help="under mpiexec: the largest gradient all-reduce bucket in MiB "
+                        "(default 25, as torch)")
+
+
+def _write(log, line: str) -> None:
+    if log is not None:
+        log.write(line)
+        log.flush()
 
 
 def _unpack(item, epoch: int, step: int):

@@ -40,6 +40,18 @@ def channel_sum(a):
     return a.reshape(n, c, -1).sum(axis=2).sum(axis=0)
 
 
+def update_running_stats(running_mean, running_var, mean, var, count: int,
+                         momentum: float) -> None:
+    """``r = (1 - momentum) r + momentum s`` in place, with the unbiased variance
+    ``var * count / (count - 1)`` (PyTorch's convention); either may be None."""
+    if running_mean is not None:
+        running_mean *= 1 - momentum
+        running_mean += momentum * mean.astype(running_mean.dtype)
+    if running_var is not None:
+        running_var *= 1 - momentum
+        running_var += momentum * (var * count / (count - 1)).astype(running_var.dtype)
+
+
 class BatchNorm(Function):
     def forward(self, x, gamma, beta, running_mean, running_var, training, momentum, eps):
         xp = xp_of(x)
@@ -52,12 +64,7 @@ class BatchNorm(Function):
             mean = channel_sum(x) / count
             centred = x - mean.reshape(shape)
             var = channel_sum(centred * centred) / count
-            if running_mean is not None:
-                running_mean *= 1 - momentum
-                running_mean += momentum * mean.astype(running_mean.dtype)
-            if running_var is not None:
-                running_var *= 1 - momentum
-                running_var += momentum * (var * count / (count - 1)).astype(running_var.dtype)
+            update_running_stats(running_mean, running_var, mean, var, count, momentum)
         else:
             mean, var = running_mean, running_var
             centred = x - mean.reshape(shape).astype(x.dtype)

@@ -19,3 +19,5 @@ from scratchvision.nn.pooling import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgP
                                       MaxPool2d, MaxUnpool2d, PixelShuffle, PixelUnshuffle,
                                       Upsample)
 from scratchvision.nn.conv import Conv2d, ConvTranspose2d, bilinear_upsampling_
+# torch.nn.SyncBatchNorm's place; it lives with the rest of data-parallel training
+from scratchvision.distributed.sync_batchnorm import SyncBatchNorm  # noqa: E402
