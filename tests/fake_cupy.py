@@ -76,6 +76,12 @@ class ndarray(NDArrayOperatorsMixin):                     # noqa: N801 (CuPy's n
         """Device to host: a NumPy copy."""
         return self._a.copy()
 
+    def set(self, arr, stream=None):
+        """Host to device, in place (CuPy's ``ndarray.set``): a NumPy array of this shape."""
+        if not isinstance(arr, np.ndarray) or arr.shape != self._a.shape:
+            raise ValueError(f"set: expected a NumPy array of shape {self._a.shape}")
+        self._a[...] = arr
+
     @property
     def __cuda_array_interface__(self):
         iface = dict(self._a.__array_interface__)
@@ -224,7 +230,8 @@ def _make_modules():
     cupy.cuda = types.SimpleNamespace(
         get_current_stream=lambda: stream,
         runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
-        Device=lambda i=0: types.SimpleNamespace(synchronize=lambda: None, id=i))
+        Device=lambda i=0: types.SimpleNamespace(synchronize=lambda: None, id=i,
+                                                 use=lambda: None))
     cupyx = types.ModuleType("cupyx")
 
     def scatter_add(a, slices, value):

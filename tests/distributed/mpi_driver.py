@@ -154,6 +154,31 @@ def check_ddp(out: dict) -> None:
                            for n in got if got[n] is not None)}
 
 
+def check_gpu(out: dict) -> None:
+    """DDP + SyncBatchNorm with the model on 'cuda' (a real GPU, or the CuPy stand-in
+    under the simulator): 3 steps on 2 ranks against one process on the CPU."""
+    r, world = dist.rank(), dist.world_size()
+    sv.manual_seed(0)
+    model = Net("float64")
+    reference = copy.deepcopy(model)
+    x, y = data(4 * 3, "float64")
+    gx = [x[4 * s:4 * s + 4] for s in range(3)]
+    gy = [y[4 * s:4 * s + 4] for s in range(3)]
+    model = nn.SyncBatchNorm.convert_sync_batchnorm(model).to("cuda")
+    ddp = dist.DistributedDataParallel(model, bucket_cap_mb=0.001)
+    opt = nn.optim.Adam(model.parameters(), lr=1e-2)
+    for s in range(3):
+        opt.zero_grad()
+        ddp.loss(sv.tensor(gx[s][r::world], device="cuda"),
+                 sv.tensor(gy[s][r::world], device="cuda"))["mse"].backward()
+        opt.step()
+    mine = {k: v.cpu().numpy() for k, v in model.state_dict().items()}
+    if r == 0:
+        train(reference, 3, gx, gy)
+        out["gpu"] = compare(mine, weights(reference))
+        out["gpu"]["device"] = str(next(model.parameters()).device)
+
+
 def check_collectives(out: dict) -> None:
     r, world = dist.rank(), dist.world_size()
     a = np.arange(4, dtype=np.float64) + 10 * r
@@ -191,6 +216,9 @@ def check_mismatch(out: dict) -> None:
 
 def main() -> None:
     check, path = sys.argv[1], sys.argv[2]
+    if os.environ.get("SCRATCHVISION_FAKE_CUPY", "0") not in ("", "0"):
+        from tests import fake_cupy      # the CuPy stand-in (with NUMBA_ENABLE_CUDASIM=1)
+        fake_cupy.install()
     timeout = float(os.environ.get("DRIVER_TIMEOUT", "60"))
     dist.init(timeout=timeout)
     out: dict = {"world": dist.world_size()}
@@ -198,6 +226,8 @@ def main() -> None:
         check_ddp(out)
         check_collectives(out)
         check_mismatch(out)
+    elif check == "gpu":
+        check_gpu(out)
     elif check == "raise":                 # rank 1 fails; rank 0 waits in a collective
         if dist.rank() == 1:
             raise RuntimeError("deliberate failure on rank 1")

@@ -36,16 +36,21 @@ pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="needs mpi4py and mpiexe
                                 "(pip install -e '.[dist]')")
 
 
-def _env(**extra) -> dict:
+def _env(simulated: bool = False, **extra) -> dict:
+    """The tests' environment for the ranks: the CPU tests' without the CUDA simulator,
+    the GPU tests' (``simulated``) with it and the CuPy stand-in, as they run."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), **extra)
-    env.pop("NUMBA_ENABLE_CUDASIM", None)
+    if not simulated:
+        env.pop("NUMBA_ENABLE_CUDASIM", None)
+        env.pop("SCRATCHVISION_FAKE_CUPY", None)
     return env
 
 
-def mpirun(args: list, n: int = 2, timeout: float = 240, **env) -> subprocess.CompletedProcess:
+def mpirun(args: list, n: int = 2, timeout: float = 240, simulated: bool = False,
+           **env) -> subprocess.CompletedProcess:
     return subprocess.run([MPIEXEC, "-n", str(n), sys.executable, *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                          env=_env(**env))
+                          env=_env(simulated, **env))
 
 
 def run1(args: list, timeout: float = 240) -> subprocess.CompletedProcess:
