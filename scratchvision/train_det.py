@@ -395,7 +395,8 @@ def train(args: argparse.Namespace) -> dict:
         "minutes": (history[-1]["seconds"] if history else 0.0) / 60,
         "pretrain_minutes": pretrain_seconds / 60,
         "finish_minutes": finish_seconds / 60, "data_seconds": data_seconds,
-        "proposal_seconds": proposal_seconds, **extra, "history": history})
+        "proposal_seconds": proposal_seconds, "world_size": world, **extra,
+        "history": history})
     (out / "result.json").write_text(json.dumps(result, indent=1, default=float))
     if not args.quiet:
         print(f"{args.model}: val mAP@0.5 {result['val_map']:.4f} (VOC07 "

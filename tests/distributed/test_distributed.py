@@ -192,3 +192,17 @@ def test_batch_size_must_split_over_the_ranks(tmp_path):
     proc = mpirun(SEG[:-4] + ["--batch-size", "7", "--out", tmp_path / "x"], timeout=120)
     assert proc.returncode != 0
     assert "--batch-size 7 is the global batch" in proc.stderr
+
+
+def test_train_det_with_selective_search_under_mpiexec(tmp_path):
+    """Fast R-CNN: rank 0 computes the Selective Search proposals (worker processes from
+    a fork server: an MPI rank runs Numba's OpenMP threads, and a forked child of that
+    dies) and the other rank reads them from the cache after a barrier."""
+    args = ["-m", "scratchvision", "train-det", "--model", "fast_rcnn", "--size", "tiny",
+            "--image-size", "64", "--train-images", "8", "--val-images", "4",
+            "--batch-size", "2", "--epochs", "1", "--quiet", "--no-pictures",
+            "--out", tmp_path / "run"]
+    _ok(mpirun(args, timeout=300, SCRATCHVISION_CACHE=str(tmp_path / "cache")))
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["world_size"] == 2
+    assert len(list((tmp_path / "cache").rglob("*.npz"))) == 2      # train and val

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from scratchvision import distributed
+
 
 def cache_dir() -> Path:
     root = os.environ.get("SCRATCHVISION_CACHE") or Path.home() / ".cache" / "scratchvision"
@@ -82,7 +84,12 @@ def compute(key: dict, workers: int | None = None, progress: bool = True) -> lis
     if workers == 1:
         _init(key)
         return [_one(i) for i in tqdm(range(n), **bar)]
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    if distributed.is_active() and method == "fork":
+        # an MPI rank has started Numba's OpenMP threads (distributed.init sizes them),
+        # and GNU OpenMP kills a forked child: the workers come from a fresh server
+        method = "forkserver"
+    ctx = mp.get_context(method)
     with ctx.Pool(workers, initializer=_init, initargs=(key,)) as pool:
         return list(tqdm(pool.imap(_one, range(n), chunksize=8), **bar))
 
