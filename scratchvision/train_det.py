@@ -307,8 +307,8 @@ def train(args: argparse.Namespace) -> dict:
                 train_p, s1 = get_proposals("train", args, progress)
                 val_p, s2 = get_proposals("val", args, progress)
                 proposal_seconds = s1 + s2
-            if turn is not None:
-                distributed.barrier()
+            if turn is not None:        # Selective Search may take hours on big splits
+                distributed.barrier(timeout=12 * 3600)
     model.to(args.device)
     n, width = len(train_u8), args.image_size
     steps = max(1, n // args.batch_size)

@@ -126,17 +126,19 @@ class ProcessGroup:
         return ProcessGroup(self.comm.Dup(), self.timeout)
 
     # ---------------------------------------------------------------- waiting, faults
-    def wait_request(self, request, what: str) -> None:
-        """Poll an MPI request until it completes, or abort the job after the timeout."""
+    def wait_request(self, request, what: str, timeout: float | None = None) -> None:
+        """Poll an MPI request until it completes, or abort the job after ``timeout``
+        seconds (default: the group's)."""
+        timeout = self.timeout if timeout is None else float(timeout)
         start = time.monotonic()
-        deadline, nap = start + self.timeout, 5e-5
+        deadline, nap = start + timeout, 5e-5
         while not request.Test():
             now = time.monotonic()
             if now - start > 2e-3:        # spin 2 ms (a step's collectives), then nap,
                 time.sleep(nap)           # longer and longer, so a long wait (rank 0
                 nap = min(2 * nap, 1e-3)  # evaluating) leaves the core to the others
                 if now > deadline:
-                    abort(f"rank {self.rank} of {self.size} waited {self.timeout:g} s for "
+                    abort(f"rank {self.rank} of {self.size} waited {timeout:g} s for "
                           f"{what} without the other ranks joining (one of them is stuck or "
                           "was lost); aborting the job")
 
@@ -186,9 +188,11 @@ class ProcessGroup:
         work.wait()
         return None
 
-    def barrier(self) -> None:
+    def barrier(self, timeout: float | None = None) -> None:
+        """Wait for every rank (``timeout``: seconds before aborting; default the
+        group's, longer where one rank is known to work alone for long)."""
         if self.size > 1:
-            self.wait_request(self.comm.Ibarrier(), "a barrier")
+            self.wait_request(self.comm.Ibarrier(), "a barrier", timeout)
 
     def all_gather_object(self, obj) -> list:
         """Every rank's ``obj``, in rank order (pickled; small objects only)."""
@@ -393,9 +397,9 @@ def use_local_gpu() -> int:
     return index
 
 
-def barrier() -> None:
+def barrier(timeout: float | None = None) -> None:
     if _world is not None:
-        _world.barrier()
+        _world.barrier(timeout)
 
 
 def all_reduce(x, op: str = "sum", async_op: bool = False, group: ProcessGroup | None = None):
