@@ -31,10 +31,10 @@ from scratchvision.data.loader import progress as data_progress
 from scratchvision.data.normalization import denormalise, normalise
 from scratchvision.data.nuclei import Nuclei
 from scratchvision.data.shapes import Shapes
+from scratchvision.distributed import shard
 from scratchvision.eval.segmentation import evaluate_segmentation
 from scratchvision.nets import SEGMENTERS, build_segmenter
 from scratchvision.nets.segmenter import center_crop
-from scratchvision.distributed import shard
 from scratchvision.trainer import Trainer, add_data_parallel_arguments, data_parallel
 
 # Model sizes: 'small' is the size of the results table; 'tiny' the demo's and the tests'.
