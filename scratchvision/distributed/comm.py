@@ -329,9 +329,12 @@ def _abort_on_exception(tp, value, tb) -> None:
 
 def abort(message: str, code: int = 1) -> None:
     """Print ``message`` and end every rank of the job (``MPI_Abort``)."""
-    sys.stderr.write(f"scratchvision.distributed: {message}\n")
-    sys.stderr.flush()
     sys.stdout.flush()
+    sys.stderr.flush()
+    os.write(2, f"scratchvision.distributed: {message}\n".encode())
+    # MPI_Abort kills every rank at once, this one included; mpiexec forwards a rank's
+    # output asynchronously and was seen to drop the last line under load: give it time
+    time.sleep(0.5)
     _mpi().COMM_WORLD.Abort(code)
 
 
