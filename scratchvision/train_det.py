@@ -301,14 +301,15 @@ def train(args: argparse.Namespace) -> dict:
     proposal_seconds = 0.0
     train_p = val_p = None
     if uses_proposals:
-        # under mpiexec rank 0 fills the cache first; the others then read it
-        for turn in ((0, 1) if world > 1 else (None,)):
-            if turn is None or (rank == 0) == (turn == 0):
-                train_p, s1 = get_proposals("train", args, progress)
-                val_p, s2 = get_proposals("val", args, progress)
-                proposal_seconds = s1 + s2
-            if turn is not None:        # Selective Search may take hours on big splits
-                distributed.barrier(timeout=12 * 3600)
+        # under mpiexec rank 0 fills the cache first, the others then read it (one
+        # barrier each, before or after; Selective Search may take hours on big splits)
+        if rank != 0:
+            distributed.barrier(timeout=12 * 3600)
+        train_p, s1 = get_proposals("train", args, progress)
+        val_p, s2 = get_proposals("val", args, progress)
+        proposal_seconds = s1 + s2
+        if rank == 0 and world > 1:
+            distributed.barrier(timeout=12 * 3600)
     model.to(args.device)
     n, width = len(train_u8), args.image_size
     steps = max(1, n // args.batch_size)

@@ -161,7 +161,7 @@ class Trainer:
         self.steps_per_epoch, self.epochs = int(steps_per_epoch), int(epochs)
         self.out = Path(out)
         # data-parallel: rank 0 is the one that evaluates, prints and writes
-        self.world = distributed.world_size() if distributed.is_active() else 1
+        self.world = distributed.world_size()
         self.is_main = distributed.rank() == 0
         self.bucket_cap_mb = bucket_cap_mb
         self.metric, self.quiet, self.desc = metric, quiet or not self.is_main, desc

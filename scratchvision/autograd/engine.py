@@ -22,9 +22,9 @@ from scratchvision.autograd.function import Function, no_grad
 if TYPE_CHECKING:
     from scratchvision.autograd.tensor import Tensor
 
-# Leaves with post-accumulate-grad hooks (``Tensor.register_post_accumulate_grad_hook``);
-# while it is empty, backward does no hook bookkeeping at all.
-# keyed by id (a Tensor's == is elementwise, so it cannot be a set member).
+# Leaves with post-accumulate-grad hooks (``Tensor.register_post_accumulate_grad_hook``),
+# keyed by id (a Tensor's == is elementwise, so it cannot be a set member); a leaf leaves
+# it with its last hook, and while it is empty backward does no hook bookkeeping at all.
 leaves_with_hooks: "weakref.WeakValueDictionary[int, Tensor]" = weakref.WeakValueDictionary()
 # Callbacks queued during a backward (``queue_callback``): run when it ends, in order.
 _final_callbacks: list = []

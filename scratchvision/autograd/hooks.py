@@ -14,14 +14,17 @@ class RemovableHandle:
 
     _ids = itertools.count()
 
-    def __init__(self, hooks: OrderedDict) -> None:
+    def __init__(self, hooks: OrderedDict, on_empty=None) -> None:
         self.hooks_dict_ref = weakref.ref(hooks)
         self.id = next(RemovableHandle._ids)
+        self.on_empty = on_empty      # called when removing leaves the dict empty
 
     def remove(self) -> None:
         hooks = self.hooks_dict_ref()
         if hooks is not None:
             hooks.pop(self.id, None)
+            if not hooks and self.on_empty is not None:
+                self.on_empty()
 
     def __enter__(self) -> RemovableHandle:  # noqa: PYI034  (typing.Self is 3.11+)
         return self

@@ -26,6 +26,7 @@ import numpy as np
 from scratchvision import backend
 from scratchvision.autograd import engine, promotion
 from scratchvision.autograd.function import VersionCounter, is_grad_enabled, no_grad
+from scratchvision.autograd.hooks import RemovableHandle
 
 
 def _resolve_dim(dim, axis, name: str = "dim"):
@@ -211,7 +212,6 @@ class Tensor:
         same name; data-parallel training starts reducing a gradient there). Returns a
         handle whose ``remove()`` unregisters it."""
         from collections import OrderedDict  # noqa: PLC0415
-        from scratchvision.autograd.hooks import RemovableHandle  # noqa: PLC0415
         if self.grad_fn is not None:
             raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
                                "tensors")
@@ -221,9 +221,11 @@ class Tensor:
         hooks = self.__dict__.get("_post_accumulate_grad_hooks")
         if hooks is None:
             hooks = self._post_accumulate_grad_hooks = OrderedDict()
-        handle = RemovableHandle(hooks)
+        key = id(self)    # the handle must not keep the tensor alive: no reference to self
+        handle = RemovableHandle(hooks, on_empty=lambda: engine.leaves_with_hooks.pop(key,
+                                                                                    None))
         hooks[handle.id] = hook
-        engine.leaves_with_hooks[id(self)] = self
+        engine.leaves_with_hooks[key] = self
         return handle
 
     def retain_grad(self) -> None:

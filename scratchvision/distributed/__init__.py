@@ -23,9 +23,9 @@ everything here still works in a world of one process.
 """
 from scratchvision.distributed.comm import (ProcessGroup, Work, abort, all_gather_object,
                                             all_reduce, barrier, broadcast, broadcast_object,
-                                            init, init_if_launched, is_active, is_initialized, launched_by_mpi,
-                                            local_rank, local_size, rank, use_local_gpu, world,
-                                            world_size)
+                                            init, init_if_launched, is_active, is_initialized,
+                                            launched_by_mpi, local_rank, local_size, rank,
+                                            use_local_gpu, world, world_size)
 from scratchvision.distributed.ddp import DistributedDataParallel
 from scratchvision.distributed.sampler import DistributedSampler, epoch_order, shard
 from scratchvision.distributed.sync_batchnorm import SyncBatchNorm, sync_batch_norm

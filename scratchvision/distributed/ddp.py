@@ -65,10 +65,10 @@ MiB = 1 << 20
 
 
 class _Bucket:
-    def __init__(self, index: int, params: list, positions: list) -> None:
-        self.index, self.params, self.positions = index, params, positions
-        self.sizes = [int(np.prod(p.shape)) for p in params]
-        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
+    def __init__(self, params: list) -> None:
+        self.params = params
+        self.offsets = np.concatenate([[0], np.cumsum([p.data.size for p in params])]
+                                      ).astype(int)
         self.nbytes = int(self.offsets[-1]) * params[0].data.dtype.itemsize
         self.pending = len(params)
         self.flat = None
@@ -102,21 +102,16 @@ class DistributedDataParallel(nn.Module):
         self.bucket_cap_mb, self.broadcast_buffers = float(bucket_cap_mb), broadcast_buffers
         group = group if group is not None else comm.world().new_group()
         object.__setattr__(self, "group", group)
-        named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
-        object.__setattr__(self, "_named", named)
+        params = [p for p in module.parameters() if p.requires_grad]
         # the module's buffers, listed once (walking the module tree each step costs more
         # than broadcasting them); buffers registered later are not broadcast
         object.__setattr__(self, "_buffer_list", list(module.buffers()))
         _check_same_parameters(module, group)
         self._broadcast_state()
-        object.__setattr__(self, "buckets", _make_buckets([p for _, p in named],
-                                                          self.bucket_cap_mb * MiB))
-        where = {}
-        for b in self.buckets:
-            for k, p in enumerate(b.params):
-                where[id(p)] = (b, k)
-        object.__setattr__(self, "_where", where)
-        handles = [p.register_post_accumulate_grad_hook(self._grad_ready) for _, p in named]
+        object.__setattr__(self, "buckets", _make_buckets(params, self.bucket_cap_mb * MiB))
+        object.__setattr__(self, "_bucket_of", {id(p): b for b in self.buckets
+                                                for p in b.params})
+        handles = [p.register_post_accumulate_grad_hook(self._grad_ready) for p in params]
         object.__setattr__(self, "_handles", handles)
         object.__setattr__(self, "_require_sync", True)
         object.__setattr__(self, "_armed", False)
@@ -168,8 +163,7 @@ class DistributedDataParallel(nn.Module):
         if id(param) in self._ready:
             return
         self._ready.add(id(param))
-        bucket, _ = self._where[id(param)]
-        bucket.pending -= 1
+        self._bucket_of[id(param)].pending -= 1
         self._start_ready_buckets()
         for b in self.buckets[:self._next]:          # push MPI's progress along
             if b.work is not None:
@@ -220,8 +214,7 @@ class DistributedDataParallel(nn.Module):
     # ---------------------------------------------------------------- start, buffers
     def _broadcast_state(self) -> None:
         """Every parameter and buffer from rank 0 (one flat broadcast per dtype)."""
-        tensors = [p for p in self.module.parameters()] + list(self.module.buffers())
-        _broadcast_flat(tensors, self.group)
+        _broadcast_flat(list(self.module.parameters()) + self._buffer_list, self.group)
 
     def _broadcast_buffers(self) -> None:
         if self._buffer_list and self.group.size > 1:
@@ -241,20 +234,18 @@ class DistributedDataParallel(nn.Module):
 def _make_buckets(params: list, cap_bytes: float) -> list:
     """Buckets of at most ``cap_bytes`` of one dtype and device, filled in the reverse of
     the parameters' order."""
-    buckets, current, positions, nbytes, key = [], [], [], 0, None
-    for pos in range(len(params) - 1, -1, -1):
-        p = params[pos]
+    buckets, current, nbytes, key = [], [], 0, None
+    for p in reversed(params):
         size = p.data.size * p.data.dtype.itemsize
         this_key = (p.data.dtype, p.device)
         if current and (this_key != key or nbytes + size > cap_bytes):
-            buckets.append(_Bucket(len(buckets), current, positions))
-            current, positions, nbytes = [], [], 0
+            buckets.append(_Bucket(current))
+            current, nbytes = [], 0
         current.append(p)
-        positions.append(pos)
         nbytes += size
         key = this_key
     if current:
-        buckets.append(_Bucket(len(buckets), current, positions))
+        buckets.append(_Bucket(current))
     return buckets
 
 

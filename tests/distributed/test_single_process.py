@@ -43,7 +43,7 @@ def test_sampler_layout_is_torchs():
     d = [list(dist.DistributedSampler(11, num_replicas=3, rank=r, shuffle=False,
                                       drop_last=True)) for r in range(3)]
     assert d == [[0, 3, 6], [1, 4, 7], [2, 5, 8]]
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from torch.utils.data.distributed import DistributedSampler  # noqa: PLC0415
     for drop in (False, True):
         for r in range(3):
@@ -52,7 +52,6 @@ def test_sampler_layout_is_torchs():
             got = list(dist.DistributedSampler(11, num_replicas=3, rank=r, shuffle=False,
                                                drop_last=drop))
             assert got == want
-    assert torch
 
 
 def test_shard_of_each_global_batch_is_the_samplers_layout():
@@ -156,6 +155,17 @@ def test_post_accumulate_grad_hook_sees_the_whole_gradient():
     assert seen == []
     with pytest.raises(RuntimeError, match="non-leaf"):
         (w * 2).register_post_accumulate_grad_hook(lambda t: None)
+
+
+def test_a_leaf_leaves_the_hook_registry_with_its_last_hook():
+    """Backward does hook bookkeeping only while some leaf has a hook."""
+    w = sv.tensor(np.ones(2), requires_grad=True)
+    first = w.register_post_accumulate_grad_hook(lambda t: None)
+    second = w.register_post_accumulate_grad_hook(lambda t: None)
+    first.remove()
+    assert id(w) in engine.leaves_with_hooks
+    second.remove()
+    assert id(w) not in engine.leaves_with_hooks
 
 
 def test_queue_callback_runs_when_backward_ends():
