@@ -1,35 +1,98 @@
-"""The shared half of every kernel family's dispatch: which version runs, on what arrays.
+"""The one dispatch mechanism of every kernel family: which version runs, on what arrays.
 
-``reference`` is the textbook loops, ``cpu`` the Numba version, ``cuda`` the numba.cuda
-version (deterministic backward) and ``cuda_atomic`` its variant whose scattering
-backward passes use atomic adds (faster, not bit-reproducible). ``impl=None`` picks
-``cuda`` for CuPy arrays (``cuda_atomic`` after
-``scratchvision.use_deterministic_algorithms(False)``) and ``cpu`` otherwise.
+Every family folder ``kernels/<family>/`` holds ``reference.py`` (the textbook loops, the
+test oracle), ``cpu.py`` (the Numba version; for a family with several CPU algorithms it
+picks one per call) and, where the family runs on a GPU, ``cuda.py`` (numba.cuda). A
+family may add named algorithms (conv: ``im2col``, ``direct``, ``winograd``; indexing:
+``numpy``) in modules of their own. Its ``__init__.py`` declares one ``KernelFamily``::
+
+    VERSIONS = KernelFamily("pool", gpu=("cuda", "cuda_atomic"))
+    ...
+    VERSIONS.module(impl, x).max_pool2d_forward(...)
+
+and every public op of the family, down to the Tensor API (``F.max_pool2d(...,
+impl="reference")``), takes the same ``impl=`` names:
+
+* ``None`` -- the default: ``cuda`` for CuPy arrays (``cuda_atomic`` after
+  ``scratchvision.use_deterministic_algorithms(False)``, where the family has it), ``cpu``
+  otherwise;
+* ``"reference"``, ``"cpu"``, the family's algorithms -- CPU versions, NumPy arrays only;
+* ``"cuda"`` (deterministic backward) and ``"cuda_atomic"`` (scattering backward passes
+  with atomic adds: faster, not bit-reproducible) -- numba.cuda, on CuPy arrays (or NumPy
+  arrays under Numba's CUDA simulator, as the simulator tests do).
+
+A wrong name, or a CPU version asked to run on CuPy arrays, is a ``ValueError`` naming the
+family and the allowed names.
 """
 from __future__ import annotations
 
 import importlib
+from types import ModuleType
 
 from scratchvision.backend import default_gpu_impl, get_array_module, is_cupy_array
 
-IMPLS = ("reference", "cpu", "cuda", "cuda_atomic")
-NO_SCATTER_IMPLS = ("reference", "cpu", "cuda")   # families with no scattering backward
+GPU_IMPLS = ("cuda", "cuda_atomic")
 
 
-def load_version(family: str, impl: str | None, *arrays, impls: tuple = IMPLS):
-    """The module (or namespace) of ``scratchvision.kernels.<family>`` that runs ``impl``,
-    one of the family's ``impls``."""
-    if impl is None:
-        impl = "cpu"
-        if any(is_cupy_array(a) for a in arrays):
-            impl = default_gpu_impl() if default_gpu_impl() in impls else "cuda"
-    if impl not in impls:
-        raise ValueError(f"impl must be one of {impls}, got {impl!r}")
-    if impl == "cuda_atomic":
-        return importlib.import_module(f"scratchvision.kernels.{family}.cuda").ATOMIC
-    return importlib.import_module(f"scratchvision.kernels.{family}.{impl}")
+class KernelFamily:
+    """The versions of one kernel family and the rule that picks one.
+
+    ``name`` is the folder under ``scratchvision.kernels``; ``algorithms`` maps extra CPU
+    version names to their module names in that folder (``{"numpy": "vectorized"}``);
+    ``gpu`` lists the GPU versions the family has (``()``, ``("cuda",)`` for a family with
+    no scattering backward, or both); ``default_cpu`` may be a function of the arrays that
+    names the CPU version ``impl=None`` runs (indexing picks ``numpy`` for dtypes Numba does
+    not compile).
+    """
+
+    def __init__(self, name: str, algorithms: dict[str, str] | None = None,
+                 gpu: tuple[str, ...] = GPU_IMPLS, default_cpu=None) -> None:
+        self.name = name
+        self.algorithms = dict(algorithms or {})
+        self.gpu = tuple(gpu)
+        self.cpu_impls = ("reference", "cpu", *self.algorithms)
+        self.impls = (*self.cpu_impls, *self.gpu)
+        self._default_cpu = default_cpu
+
+    def resolve(self, impl: str | None, *arrays) -> str:
+        """The version name this call runs (``impl`` validated, ``None`` resolved)."""
+        on_gpu = any(is_cupy_array(a) for a in arrays)
+        if impl is None:
+            if on_gpu:
+                if not self.gpu:
+                    return self._default_cpu(*arrays) if self._default_cpu else "cpu"
+                return default_gpu_impl() if default_gpu_impl() in self.gpu else self.gpu[0]
+            return self._default_cpu(*arrays) if self._default_cpu else "cpu"
+        if impl not in self.impls:
+            raise ValueError(f"{self.name}: impl must be None or one of {self.impls}, got "
+                             f"{impl!r}")
+        if on_gpu and impl in self.cpu_impls and self.gpu:
+            raise ValueError(f"{self.name}: impl={impl!r} is a CPU version but the arrays are "
+                             f"CuPy arrays; use impl=None or one of {self.gpu}")
+        return impl
+
+    def module(self, impl: str | None, *arrays) -> ModuleType:
+        """The module (or namespace) that runs ``impl`` for these arrays."""
+        impl = self.resolve(impl, *arrays)
+        if impl == "cuda_atomic":
+            return importlib.import_module(f"scratchvision.kernels.{self.name}.cuda").ATOMIC
+        return importlib.import_module(
+            f"scratchvision.kernels.{self.name}.{self.algorithms.get(impl, impl)}")
+
+    def __repr__(self) -> str:
+        return f"KernelFamily({self.name!r}, impls={self.impls})"
 
 
 def contiguous(a):
     """``a`` as a C-contiguous array of its own module (None stays None)."""
     return None if a is None else get_array_module(a).ascontiguousarray(a)
+
+
+# TEMPORARY (removed when every family declares a KernelFamily): the old entry points.
+IMPLS = ("reference", "cpu", "cuda", "cuda_atomic")
+NO_SCATTER_IMPLS = ("reference", "cpu", "cuda")
+
+
+def load_version(family: str, impl: str | None, *arrays, impls: tuple = IMPLS):
+    gpu = tuple(i for i in impls if i in GPU_IMPLS)
+    return KernelFamily(family, gpu=gpu).module(impl, *arrays)
