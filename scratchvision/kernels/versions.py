@@ -64,7 +64,7 @@ class KernelFamily:
                 return default_gpu_impl() if default_gpu_impl() in self.gpu else self.gpu[0]
             return self._default_cpu(*arrays) if self._default_cpu else "cpu"
         if impl not in self.impls:
-            raise ValueError(f"{self.name}: impl must be None or one of {self.impls}, got "
+            raise ValueError(f"{self.name}: impl must be one of {self.impls} or None, got "
                              f"{impl!r}")
         if on_gpu and impl in self.cpu_impls and self.gpu:
             raise ValueError(f"{self.name}: impl={impl!r} is a CPU version but the arrays are "
