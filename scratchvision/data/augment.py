@@ -28,6 +28,11 @@ image, on the uint8 (H, W, 3) image and its target dict::
                              the resized, network-input pixels, where the loss sees them)
     RandomHorizontalFlip     p = 0.5
 
+Both pipelines take uint8 (H, W, 3) RGB images (their canvas fill, the normalisation mean,
+is given on the 0..255 scale): a float image is refused by ``RandomExpand`` /
+``RandomScaleTranslate`` with a ``ValueError`` naming the fill, on every call (the fill is
+checked before the coin is tossed). Arguments are checked when the pipeline is built.
+
 All draws come from the one ``generator``: a generator seeded by (seed, epoch, image index)
 makes an image's augmentation a function of those three numbers (``train-det --augment
 ssd``), whatever the order and the process it runs in.
@@ -80,6 +85,7 @@ from scratchvision.data.transforms import (
     Resize,
     SanitizeBoundingBoxes,
 )
+from scratchvision.validation import check_int
 
 __all__ = ["SSD_MAX_EXPAND_RATIO", "SSD_SAMPLER_OPTIONS", "ssd_augmentation",
            "yolo_augmentation"]
@@ -105,8 +111,7 @@ def ssd_augmentation(size: int, generator: np.random.Generator,
     -------
     a ``Compose``: call it as ``image, target = pipeline(image_uint8, target)``.
     """
-    if int(size) != size or size < 1:
-        raise ValueError(f"size must be a positive integer, got {size!r}")
+    size = check_int(size, "ssd_augmentation: size", minimum=1)
     if not isinstance(generator, np.random.Generator):
         raise TypeError(f"generator must be a numpy.random.Generator, got "
                         f"{type(generator).__name__}")
@@ -115,7 +120,7 @@ def ssd_augmentation(size: int, generator: np.random.Generator,
         PhotometricDistort(generator=generator),
         RandomExpand(max_ratio=max_expand_ratio, fill=fill, p=0.5, generator=generator),
         RandomIoUCrop(sampler_options=sampler_options, generator=generator),
-        Resize((int(size), int(size))),
+        Resize((size, size)),
         SanitizeBoundingBoxes(min_size=min_box_size),
         RandomHorizontalFlip(0.5, generator=generator),
     ])

@@ -4,7 +4,10 @@
 follows ``torch.utils.data.DataLoader``'s meaning of these arguments. Detection targets
 have a different number of boxes per image, so the default ``collate`` stacks only the
 images and keeps the targets as a list of dicts (as torchvision's detection references
-do).
+do). The arguments are checked when the loader is built: ``batch_size`` an int >= 1,
+``num_workers`` an int >= 0, ``shuffle`` / ``drop_last`` bools, ``seed`` None or an int
+>= 0, ``collate_fn`` None or a callable, ``dataset`` something with ``__len__`` and
+``__getitem__`` (``TypeError`` / ``ValueError`` naming the argument).
 
 Order and randomness:
 
@@ -27,6 +30,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from scratchvision.autograd import Tensor, default_generator, manual_seed
+from scratchvision.validation import check_int
 
 
 def collate(batch: list) -> tuple:
@@ -90,12 +94,21 @@ class DataLoader:
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False,
                  seed: int | None = None, drop_last: bool = False, num_workers: int = 0,
                  collate_fn: Callable[[list], Any] | None = None) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if num_workers < 0:
-            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
-        self.dataset, self.batch_size, self.shuffle = dataset, int(batch_size), shuffle
-        self.drop_last, self.num_workers = drop_last, int(num_workers)
+        if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+            raise TypeError(f"DataLoader: dataset must have __len__ and __getitem__, got "
+                            f"{type(dataset).__name__}")
+        batch_size = check_int(batch_size, "DataLoader: batch_size", minimum=1)
+        num_workers = check_int(num_workers, "DataLoader: num_workers", minimum=0)
+        for name, flag in (("shuffle", shuffle), ("drop_last", drop_last)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"DataLoader: {name} must be a bool, got {flag!r}")
+        if seed is not None:
+            seed = check_int(seed, "DataLoader: seed", minimum=0)
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError(f"DataLoader: collate_fn must be callable or None, got "
+                            f"{type(collate_fn).__name__}")
+        self.dataset, self.batch_size, self.shuffle = dataset, batch_size, bool(shuffle)
+        self.drop_last, self.num_workers = bool(drop_last), num_workers
         self.collate_fn = collate_fn or collate
         self.generator = np.random.default_rng(seed) if seed is not None else None
 

@@ -48,6 +48,7 @@ import numpy as np
 
 from scratchvision.data.shapes import masks_to_boxes
 from scratchvision.data.wheel_files import wheel_file
+from scratchvision.validation import check_int
 
 WHEEL = ("stardist", "0.9.2")
 IMAGE_MEMBER = "stardist/data/images/img2d.tif"
@@ -123,12 +124,11 @@ class Nuclei:
                  seed: int = 0, augment: bool = False, transforms=None) -> None:
         if split not in ("train", "val"):
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-        if not isinstance(tile, (int, np.integer)) or tile <= 0:
-            raise ValueError(f"tile must be a positive integer, got {tile!r}")
+        tile = check_int(tile, "Nuclei: tile", minimum=1)
         if stride is None:
             stride = max(1, tile // 2) if split == "train" else tile
-        if not isinstance(stride, (int, np.integer)) or stride <= 0:
-            raise ValueError(f"stride must be a positive integer, got {stride!r}")
+        stride = check_int(stride, "Nuclei: stride", minimum=1)
+        check_int(seed, "Nuclei: seed", minimum=0)
         image, labels = load_nuclei()
         height, width = labels.shape
         x0, x1 = (0, SPLIT_X) if split == "train" else (SPLIT_X, width)
@@ -174,8 +174,7 @@ class Nuclei:
         """Tile ``index`` under element ``k`` (0..7) of D4 (``k`` quarter turns, then a
         left-right flip when k >= 4), whatever ``augment`` says: the detector training's
         eight fixed copies of each tile."""
-        if int(k) != k or not 0 <= k < 8:
-            raise ValueError(f"k must be an integer in 0..7, got {k!r}")
+        k = check_int(k, "Nuclei.variant: k", minimum=0, maximum=7)
         index = self._index(index)
         y, x = self.origins[index]
         t = self.tile

@@ -30,12 +30,26 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from scratchvision.validation import check_int, check_limit
+
 CLASSES = ("background", "circle", "rectangle", "triangle")
 SPLITS = {"train": 0, "val": 1, "test": 2}
 MIN_VISIBLE_FRACTION = 0.35
 MIN_VISIBLE_PIXELS = 40          # at image_size 128; scaled by (size / 128) ** 2
 MIN_CONTRAST = 120
 PLACEMENT_TRIES = 8
+
+
+def _check_args(op: str, split: str, image_size, max_objects, seed) -> None:
+    """Shapes' sizes: ints (not bools or floats), image_size >= 32 and max_objects >= 1,
+    with the (max_objects, size, size) masks within ``LIMITS['max_elements']``."""
+    if split not in SPLITS:
+        raise ValueError(f"{op}: split must be one of {tuple(SPLITS)}, got {split!r}")
+    check_int(seed, f"{op}: seed", minimum=0)
+    size = check_int(image_size, f"{op}: image_size", minimum=32)
+    check_limit(size * size, f"{op}: image_size {size}", limit="max_image_pixels")
+    k = check_int(max_objects, f"{op}: max_objects", minimum=1)
+    check_limit((k, size, size), f"{op}: masks of {k} objects at image_size {size}")
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -97,6 +111,8 @@ def generate(seed: int, split: str, index: int, image_size: int = 128,
     ``full_masks=True`` adds ``full_masks`` (K, H, W): each shape's whole (amodal) mask,
     before occlusion by the shapes drawn after it.
     """
+    _check_args("generate", split, image_size, max_objects, seed)
+    check_int(index, "generate: index", minimum=0)
     rng = np.random.default_rng([seed, SPLITS[split], index, image_size, max_objects])
     size = image_size
     bg = _background(rng, size)
@@ -181,14 +197,11 @@ class Shapes:
 
     def __init__(self, split: str = "train", num_images: int = 1000, image_size: int = 128,
                  seed: int = 0, max_objects: int = 4, transforms=None) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
-        if num_images < 0:
-            raise ValueError(f"num_images must be >= 0, got {num_images}")
-        if image_size < 32:
-            raise ValueError(f"image_size must be >= 32, got {image_size}")
-        if max_objects < 1:
-            raise ValueError(f"max_objects must be >= 1, got {max_objects}")
+        _check_args("Shapes", split, image_size, max_objects, seed)
+        check_int(num_images, "Shapes: num_images", minimum=0)
+        if transforms is not None and not callable(transforms):
+            raise TypeError(f"Shapes: transforms must be callable or None, got "
+                            f"{type(transforms).__name__}")
         self.split, self.num_images, self.image_size = split, int(num_images), int(image_size)
         self.seed, self.max_objects, self.transforms = int(seed), int(max_objects), transforms
 
@@ -196,6 +209,7 @@ class Shapes:
         return self.num_images
 
     def __getitem__(self, index: int):
+        index = check_int(index, "Shapes: index")
         if index < 0:
             index += self.num_images
         if not 0 <= index < self.num_images:

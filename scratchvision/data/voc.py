@@ -17,6 +17,23 @@ so a box's width ``x2 - x1`` equals the devkit's ``xmax - xmin + 1``. For the de
 inclusive arithmetic (``evaluate_voc``), pass ``target['boxes_inclusive']``
 (``xmin - 1 .. xmax - 1``, 0-based inclusive), as py-faster-rcnn does.
 
+torchvision's ``VOCDetection`` does no such conversion: its target is the XML parsed into
+nested dicts of *strings* (``target['annotation']['object'][k]['bndbox']['xmin']``, still
+1-based inclusive), and each model's reference scripts convert them. Here the conversion
+is done once, in ``parse_voc_xml``, and the raw values stay recoverable (``xmin = x1 + 1``,
+``xmax = x2``).
+
+Validation. ``parse_voc_xml`` refuses, with a ``ValueError`` naming the XML file, the
+object's index (its position among the ``<object>`` elements) and the field: a missing
+``<name>`` / ``<bndbox>`` / coordinate, an unknown class name, a non-numeric or
+non-finite coordinate, ``xmax < xmin`` or ``ymax < ymin``, a box outside the image
+(``xmin < 1``, ``ymin < 1``, ``xmax > width`` or ``ymax > height``: VOC's pixels are
+``1..width``), and a missing or non-positive ``<size>`` (its width x height above
+``validation.LIMITS['max_image_pixels']`` is a ``LimitError``). ``VOCDetection`` also
+checks that the image file has the size the XML declares. Images are read by
+``data/image_io.py`` (missing file: ``FileNotFoundError``; corrupt file: ``ValueError``;
+a header declaring too many pixels: ``LimitError`` before decoding).
+
 Segmentation PNGs are palette images. OpenCV expands a palette to colours, so each colour
 is mapped back to its index through the VOC palette (``voc_palette``: the bit-interleaved
 colour map of the devkit's ``labelcolormap.m``); single-channel PNGs are read as indices.
@@ -28,6 +45,19 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from scratchvision.data.image_io import decode_image, read_image
+from scratchvision.validation import check_limit
+
+__all__ = [
+    "VOC_CLASSES",
+    "VOCDetection",
+    "VOCSegmentation",
+    "parse_voc_xml",
+    "read_image",
+    "read_label_png",
+    "voc_palette",
+]
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
                "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",
@@ -48,19 +78,9 @@ def voc_palette(n: int = 256) -> np.ndarray:
     return pal
 
 
-def read_image(path: Path) -> np.ndarray:
-    """An image file as uint8 (H, W, 3) RGB; a clear error when it cannot be read."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise FileNotFoundError(f"cannot read image {path}")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
 def read_label_png(path: Path) -> np.ndarray:
     """A VOC segmentation PNG as uint8 (H, W) class indices (255 = void)."""
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise FileNotFoundError(f"cannot read label image {path}")
+    img = decode_image(path, cv2.IMREAD_UNCHANGED)
     if img.ndim == 2:
         return img.astype(np.uint8)
     rgb = cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB).astype(np.int64)
@@ -99,6 +119,35 @@ def _text(node, tag: str, path: Path, where: str) -> str:
     return child.text.strip()
 
 
+def _number(node, tag: str, path: Path, where: str) -> float:
+    """The finite number in ``<tag>`` under ``node``."""
+    text = _text(node, tag, path, where)
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{path}: {where} has a non-numeric <{tag}> {text!r}") from None
+    if not np.isfinite(value):
+        raise ValueError(f"{path}: {where} has a non-finite <{tag}> {text!r}")
+    return value
+
+
+def _size(root, path: Path) -> tuple[int, int]:
+    """(height, width) from ``<size>``: positive integers, within the image-pixel limit."""
+    size = root.find("size")
+    if size is None:
+        raise ValueError(f"{path}: the annotation has no <size> (the image's width and "
+                         "height are needed to check the boxes)")
+    hw = []
+    for tag in ("height", "width"):
+        value = _number(size, tag, path, "<size>")
+        if value != int(value) or value < 1:
+            raise ValueError(f"{path}: <size> <{tag}> must be a positive integer, got "
+                             f"{value:g}")
+        hw.append(int(value))
+    check_limit(hw[0] * hw[1], f"{path}: <size> {hw[1]} x {hw[0]}", limit="max_image_pixels")
+    return hw[0], hw[1]
+
+
 def parse_voc_xml(path: str | Path, classes=VOC_CLASSES) -> dict:
     """Parse one VOC annotation file (see the module doc for the box convention).
 
@@ -121,25 +170,27 @@ def parse_voc_xml(path: str | Path, classes=VOC_CLASSES) -> dict:
         bb = obj.find("bndbox")
         if bb is None:
             raise ValueError(f"{path}: {where} ({name}) has no <bndbox>")
-        try:
-            x1, y1, x2, y2 = (float(_text(bb, t, path, where))
-                              for t in ("xmin", "ymin", "xmax", "ymax"))
-        except ValueError as e:
-            raise ValueError(f"{path}: {where} has a non-numeric <bndbox> ({e})") from None
+        x1, y1, x2, y2 = (_number(bb, t, path, f"{where} ({name})")
+                          for t in ("xmin", "ymin", "xmax", "ymax"))
         if x2 < x1 or y2 < y1:
             raise ValueError(f"{path}: {where} ({name}) has xmax < xmin or ymax < ymin: "
                              f"{[x1, y1, x2, y2]}")
-        boxes.append((x1 - 1, y1 - 1, x2, y2))
+        boxes.append((x1, y1, x2, y2))
         labels.append(index[name])
         d = obj.find("difficult")
         t = obj.find("truncated")
         diff.append(d is not None and (d.text or "0").strip() == "1")
         trunc.append(t is not None and (t.text or "0").strip() == "1")
-    size = root.find("size")
-    hw = (int(_text(size, "height", path, "<size>")), int(_text(size, "width", path, "<size>"))) \
-        if size is not None else (0, 0)
+    h, w = _size(root, path)
+    for k, (x1, y1, x2, y2) in enumerate(boxes):
+        # 1-based inclusive: the image's pixels are 1..width, 1..height
+        if x1 < 1 or y1 < 1 or x2 > w or y2 > h:
+            raise ValueError(f"{path}: object {k} ({classes[labels[k] - 1]}) <bndbox> "
+                             f"{[x1, y1, x2, y2]} lies outside the {w} x {h} image (VOC's "
+                             f"pixels are 1..{w}, 1..{h})")
+    hw = (h, w)
     fn = root.find("filename")
-    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    b = np.asarray(boxes, np.float32).reshape(-1, 4) - np.float32([1, 1, 0, 0])
     return {"boxes": b, "boxes_inclusive": b - np.float32([0, 0, 1, 1]),
             "labels": np.asarray(labels, np.int64), "difficult": np.asarray(diff, bool),
             "truncated": np.asarray(trunc, bool), "size": hw,
@@ -180,7 +231,11 @@ class VOCDetection:
 
     def __getitem__(self, index: int):
         t = self.target(index)
-        image = read_image(self.dir / "JPEGImages" / f"{self.ids[index]}.jpg")
+        image_path = self.dir / "JPEGImages" / f"{self.ids[index]}.jpg"
+        image = read_image(image_path)
+        if image.shape[:2] != tuple(t["size"]):
+            raise ValueError(f"{image_path}: size {image.shape[:2]} differs from the "
+                             f"annotation's <size> {tuple(t['size'])} (height, width)")
         if self.transforms is not None:
             image, t = self.transforms(image, t)
         return image, t

@@ -166,7 +166,8 @@ def test_coco_bad_files(tmp_path):
     broken = json.loads(json.dumps(data))
     del broken["annotations"][1]["bbox"]
     path.write_text(json.dumps(broken))
-    with pytest.raises(ValueError, match=r"instances\.json: annotations\[1\] has no 'bbox'"):
+    with pytest.raises(ValueError, match=r"instances\.json: annotations\[1\] \(id 2\) has no "
+                                         r"'bbox'"):
         COCODetection(tmp_path, path)
     broken = json.loads(json.dumps(data))
     broken["annotations"][0]["bbox"] = [1, 1, -2, 3]
@@ -176,10 +177,10 @@ def test_coco_bad_files(tmp_path):
     broken = json.loads(json.dumps(data))
     broken["annotations"][2]["category_id"] = 99
     path.write_text(json.dumps(broken))
-    with pytest.raises(ValueError, match=r"annotations\[2\]: category_id 99"):
+    with pytest.raises(ValueError, match=r"annotations\[2\] \(id 3\): category_id 99"):
         COCODetection(tmp_path, path)
     broken = json.loads(json.dumps(data))
     broken["annotations"][1]["segmentation"] = {"size": [24, 32], "counts": [5, 3]}
     path.write_text(json.dumps(broken))
-    with pytest.raises(ValueError, match=r"annotations\[1\] 'segmentation'.*sum to 8"):
+    with pytest.raises(ValueError, match=r"annotations\[1\] \(id 2\) 'segmentation'.*sum to 8"):
         COCODetection(tmp_path, path)[0]

@@ -120,14 +120,17 @@ def test_augment_is_d4_and_deterministic(raw):
     assert len(used) >= 4                                   # not one fixed transform
 
 
-@pytest.mark.parametrize("kwargs,name", [
-    ({"split": "test"}, "split"), ({"split": "training"}, "split"),
-    ({"tile": 0}, "tile"), ({"tile": -5}, "tile"), ({"tile": 1.5}, "tile"),
-    ({"stride": 0}, "stride"), ({"stride": -1}, "stride"),
-    ({"split": "val", "tile": 129}, "tile"), ({"split": "train", "tile": 385}, "tile"),
+@pytest.mark.parametrize("kwargs,name,error", [
+    ({"split": "test"}, "split", ValueError), ({"split": "training"}, "split", ValueError),
+    ({"tile": 0}, "tile", ValueError), ({"tile": -5}, "tile", ValueError),
+    ({"tile": 1.5}, "tile", TypeError), ({"tile": True}, "tile", TypeError),
+    ({"stride": 0}, "stride", ValueError), ({"stride": -1}, "stride", ValueError),
+    ({"seed": -1}, "seed", ValueError),
+    ({"split": "val", "tile": 129}, "tile", ValueError),
+    ({"split": "train", "tile": 385}, "tile", ValueError),
 ])
-def test_bad_arguments(raw, kwargs, name):
-    with pytest.raises(ValueError, match=name):
+def test_bad_arguments(raw, kwargs, name, error):
+    with pytest.raises(error, match=name):
         nu.Nuclei(**kwargs)
 
 
