@@ -109,7 +109,8 @@ def _random_case(rng):
 def test_feature_bins_match_reference(rng):
     for _ in range(12):
         img, _ = _random_case(rng)
-        for fast, ref in zip(feature_bins(img), feature_bins(img, impl="reference")):
+        for fast, ref in zip(feature_bins(img, impl="cpu"),
+                             feature_bins(img, impl="reference")):
             np.testing.assert_array_equal(fast, ref)
         colour, texture = feature_bins(img)
         assert colour.max() < 25 and texture.max() < 10
@@ -121,7 +122,7 @@ def test_region_features_match_reference(rng):
         img, labels = _random_case(rng)
         colour, texture = feature_bins(img)
         ref = region_features(labels, colour, texture, impl="reference")
-        fast = region_features(labels, colour, texture)
+        fast = region_features(labels, colour, texture, impl="cpu")
         for name, a, b in zip(("size", "box", "colour", "texture", "pairs"), fast, ref):
             np.testing.assert_array_equal(a, b, err_msg=name)   # same float32 operations
         np.testing.assert_allclose(fast[2].sum(axis=1), 1, rtol=1e-5)   # L1-normalised
@@ -133,21 +134,22 @@ def test_grouping_matches_reference(rng, similarity):
     for _ in range(4):
         img, labels = _random_case(rng)
         colour, texture = feature_bins(img)
-        fast = hierarchical_grouping(labels, colour, texture, similarity)
+        fast = hierarchical_grouping(labels, colour, texture, similarity, impl="cpu")
         ref = hierarchical_grouping(labels, colour, texture, similarity, impl="reference")
         np.testing.assert_array_equal(fast[0], ref[0])
         np.testing.assert_array_equal(fast[1], ref[1])
 
 
-def test_grouping_hand_case():
+@pytest.mark.parametrize("impl", ["cpu", "reference"])
+def test_grouping_hand_case(impl):
     # three regions in a row: 0 | 1 | 2, with 0 and 1 the same colour, 2 different.
     # Colour similarity: s(0,1) = 1, s(1,2) = 0, so 0 and 1 merge first (region 3),
     # then 3 and 2 (region 4).
     labels = np.array([[0, 0, 1, 1, 2, 2]] * 2, np.int64)
     img = np.zeros((2, 6, 3), np.uint8)
     img[:, 4:] = 255
-    colour, texture = feature_bins(img)
-    boxes, merged = hierarchical_grouping(labels, colour, texture, "C")
+    colour, texture = feature_bins(img, impl=impl)
+    boxes, merged = hierarchical_grouping(labels, colour, texture, "C", impl=impl)
     np.testing.assert_array_equal(merged[3:], [[0, 1], [2, 3]])
     np.testing.assert_array_equal(boxes, [[0, 0, 2, 2], [2, 0, 4, 2], [4, 0, 6, 2],
                                           [0, 0, 4, 2], [0, 0, 6, 2]])
@@ -166,7 +168,7 @@ def test_convert_color_ranges():
 # bad input ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("image, kwargs, exc, words", [
-    (np.zeros((8, 8, 3), np.float32), {}, ValueError, "uint8"),
+    (np.zeros((8, 8, 3), np.float32), {}, TypeError, "uint8"),
     (np.zeros((8, 8), np.uint8), {}, ValueError, "shape"),
     (np.zeros((8, 8, 4), np.uint8), {}, ValueError, "shape"),
     (np.zeros((0, 8, 3), np.uint8), {}, ValueError, "shape"),
