@@ -2,9 +2,16 @@
 
 Random factories draw from one NumPy ``Generator`` seeded by ``manual_seed``; on the GPU
 they draw on the CPU and copy, so a seed gives the same numbers on every device.
+
+Arguments are checked as torch checks them, before anything is allocated: sizes are ints
+(``zeros(2.5)``, ``empty(True)`` raise ``TypeError``), never negative (``ValueError``; torch's
+is a RuntimeError), and within ``validation.LIMITS['max_elements']``; ``arange`` needs a
+finite, nonzero step whose sign agrees with ``end - start``; ``full`` needs a scalar fill;
+``tensor`` refuses strings, object arrays and ragged lists (see ``Tensor``).
 """
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -14,6 +21,7 @@ from scratchvision.autograd import promotion
 from scratchvision.autograd.function import Function, xp_of
 from scratchvision.autograd.ops import Cat, Stack, Where
 from scratchvision.autograd.tensor import Tensor, _shape_arg
+from scratchvision.validation import check_int, check_limit, check_number
 
 _rng = np.random.default_rng()
 
@@ -41,55 +49,76 @@ def tensor(data: Any, dtype: Any = None, device: str | None = None,
     return t.requires_grad_(requires_grad) if requires_grad else t
 
 
-def _new(shape, fill, dtype, device, requires_grad) -> Tensor:
+def _new(shape, fill, dtype, device, requires_grad, what: str = "factory") -> Tensor:
+    """A new tensor of ``shape`` made by ``fill(xp, shape, dtype)``, after the checks."""
     xp = backend.array_module_for_device(device or "cpu")
     dtype = np.dtype(dtype) if dtype is not None else backend.get_default_dtype()
-    shape = _shape_arg(shape)
+    if not isinstance(shape, (tuple, list)):
+        raise TypeError(f"{what}(): size must be a tuple of ints, got {shape!r} "
+                        f"({type(shape).__name__})")
+    shape = _shape_arg(shape, f"{what}()")
     if any(s < 0 for s in shape):
-        raise ValueError(f"negative dimension in size {shape}")
+        raise ValueError(f"{what}(): trying to create a tensor with negative dimension "
+                         f"{min(shape)}: {shape}")
+    check_limit(shape, f"{what}()")
     t = Tensor._make(fill(xp, shape, dtype), False)
     return t.requires_grad_(requires_grad) if requires_grad else t
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _new(size, lambda xp, s, d: xp.zeros(s, d), dtype, device, requires_grad)
+    return _new(size, lambda xp, s, d: xp.zeros(s, d), dtype, device, requires_grad,
+                "zeros")
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _new(size, lambda xp, s, d: xp.ones(s, d), dtype, device, requires_grad)
+    return _new(size, lambda xp, s, d: xp.ones(s, d), dtype, device, requires_grad,
+                "ones")
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Filled with ``fill_value``; the dtype follows it as torch: bool, int64 or float32."""
+    if isinstance(fill_value, (Tensor, np.ndarray)) and fill_value.ndim == 0:
+        fill_value = fill_value.item()
+    if not isinstance(fill_value, (numbers.Number, np.generic)) or \
+            isinstance(fill_value, (np.str_, np.bytes_)):
+        raise TypeError(f"full(): fill_value must be a number, got {fill_value!r} "
+                        f"({type(fill_value).__name__})")
     if dtype is None:
         dtype = promotion.result_type(fill_value.item() if isinstance(fill_value, Tensor)
                                       else fill_value)
     fill_value = fill_value.item() if isinstance(fill_value, Tensor) else fill_value
-    return _new(size, lambda xp, s, d: xp.full(s, fill_value, d), dtype, device, requires_grad)
+    return _new(size, lambda xp, s, d: xp.full(s, fill_value, d), dtype, device, requires_grad,
+                "full")
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Uninitialised in torch; zeros here (deterministic, and just as fast for NumPy)."""
-    return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+    return _new(size, lambda xp, s, d: xp.zeros(s, d), dtype, device, requires_grad,
+                "empty")
 
 
 def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    n = check_int(n, "eye(): n", minimum=0)
+    m = None if m is None else check_int(m, "eye(): m", minimum=0)
     return _new((n, n if m is None else m), lambda xp, s, d: xp.eye(s[0], s[1], dtype=d),
-                dtype, device, requires_grad)
+                dtype, device, requires_grad, "eye")
 
 
 def linspace(start, end, steps: int, dtype=None, device=None, requires_grad=False) -> Tensor:
     """``steps`` points evenly from ``start`` to ``end`` inclusive."""
-    if steps < 0:
-        raise ValueError(f"linspace: steps must be non-negative, got {steps}")
+    steps = check_int(steps, "linspace(): steps", minimum=0)
+    start, end = (v.item() if isinstance(v, Tensor) else v for v in (start, end))
+    check_number(start, "linspace(): start", finite=False)
+    check_number(end, "linspace(): end", finite=False)
     return _new((steps,), lambda xp, s, d: xp.linspace(start, end, steps).astype(d), dtype,
-                device, requires_grad)
+                device, requires_grad, "linspace")
 
 
 def logspace(start, end, steps: int, base: float = 10.0, dtype=None, device=None,
              requires_grad=False) -> Tensor:
+    steps = check_int(steps, "logspace(): steps", minimum=0)
     return _new((steps,), lambda xp, s, d: (base ** xp.linspace(start, end, steps)).astype(d),
-                dtype, device, requires_grad)
+                dtype, device, requires_grad, "logspace")
 
 
 def meshgrid(*tensors, indexing: str = "ij") -> tuple[Tensor, ...]:
@@ -128,13 +157,14 @@ def randint(low, high=None, size=None, dtype=None, device=None, requires_grad=Fa
     if high <= low:
         raise ValueError(f"randint: high ({high}) must be greater than low ({low})")
     return _new(size, lambda xp, s, d: xp.asarray(_rng.integers(low, high, s).astype(d)),
-                np.int64 if dtype is None else dtype, device, requires_grad)
+                np.int64 if dtype is None else dtype, device, requires_grad, "randint")
 
 
 def randperm(n: int, dtype=None, device=None, requires_grad=False) -> Tensor:
     """A random permutation of 0 .. n-1 (int64)."""
+    n = check_int(n, "randperm(): n", minimum=0)
     return _new((n,), lambda xp, s, d: xp.asarray(_rng.permutation(n).astype(d)),
-                np.int64 if dtype is None else dtype, device, requires_grad)
+                np.int64 if dtype is None else dtype, device, requires_grad, "randperm")
 
 
 def randint_like(t, low, high=None, dtype=None, device=None) -> Tensor:
@@ -161,20 +191,21 @@ def as_tensor(data: Any, dtype=None, device=None) -> Tensor:
     return Tensor(data, dtype=dtype, device=None if device is None else str(device))
 
 
-def _random(fill, size, dtype, device, requires_grad) -> Tensor:
+def _random(fill, size, dtype, device, requires_grad, what: str) -> Tensor:
     def make(xp, s, d):
         return xp.asarray(fill(s).astype(d, copy=False))
-    return _new(size, make, dtype, device, requires_grad)
+    return _new(size, make, dtype, device, requires_grad, what)
 
 
 def rand(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Uniform on [0, 1)."""
-    return _random(lambda s: _rng.random(s), size, dtype, device, requires_grad)
+    return _random(lambda s: _rng.random(s), size, dtype, device, requires_grad, "rand")
 
 
 def randn(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Standard normal."""
-    return _random(lambda s: _rng.standard_normal(s), size, dtype, device, requires_grad)
+    return _random(lambda s: _rng.standard_normal(s), size, dtype, device, requires_grad,
+                   "randn")
 
 
 def _like(fn, t: Tensor, dtype, device, requires_grad):
@@ -207,6 +238,15 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     """Like torch.arange: int64 for integer arguments, else the default float dtype."""
     if end is None:
         start, end = 0, start
+    start, end, step = (v.item() if isinstance(v, Tensor) else v for v in (start, end, step))
+    for name, v in (("start", start), ("end", end), ("step", step)):
+        check_number(v, f"arange(): {name}")        # torch: "unsupported range: 0 -> nan"
+    if step == 0:
+        raise ValueError("arange(): step must be nonzero")
+    if (end - start) * step < 0:
+        raise ValueError(f"arange(): upper bound and lower bound inconsistent with step sign: "
+                         f"start={start}, end={end}, step={step}")
+    check_limit(int(np.ceil((end - start) / step)), "arange()")
     xp = backend.array_module_for_device(device or "cpu")
     if dtype is None:
         ints = all(isinstance(v, (int, np.integer)) for v in (start, end, step))

@@ -61,7 +61,7 @@ class Tensor:
         if backend.is_cupy_array(data) != (device == "cuda"):
             data = backend.to_device(data, device)
         from_python = not hasattr(data, "dtype")
-        arr = xp.asarray(data, dtype=dtype)
+        arr = _as_numeric_array(xp, data, dtype)
         if dtype is None and from_python and arr.dtype == np.float64:
             arr = arr.astype(backend.get_default_dtype())
         self.data = arr
@@ -311,7 +311,10 @@ class Tensor:
         dtype = self.dtype if dtype is None else np.dtype(dtype)
         xp = self.xp if device_ is None else backend.array_module_for_device(
             backend.check_device(str(device_)))
-        t = Tensor._make(fill(xp, _shape_arg(size), dtype), False)
+        shape = _shape_arg(size, "new tensor")
+        if any(n < 0 for n in shape):
+            raise ValueError(f"new tensor: negative dimension in size {shape}")
+        t = Tensor._make(fill(xp, shape, dtype), False)
         return t.requires_grad_(True) if requires_grad else t
 
     def new_zeros(self, *size, dtype=None, device=None, requires_grad=False) -> "Tensor":
@@ -935,10 +938,21 @@ class Tensor:
 
     # ----------------------------------------------------------------- shape
     def reshape(self, *shape):
-        return ops.Reshape.apply(self, shape=_shape_arg(shape))
+        return ops.Reshape.apply(self, shape=_shape_arg(shape, "reshape"))
 
     def view(self, *shape):
-        return ops.Reshape.apply(self, shape=_shape_arg(shape))
+        """A view with another shape, as torch: only where the elements' memory layout
+        allows one without a copy (always for a contiguous tensor), else ``RuntimeError``
+        saying to use ``reshape``, which copies when it must."""
+        shape = _infer_shape(_shape_arg(shape, "view"), self.shape)
+        if self.data.size and _view_strides(self.shape, _element_strides(self.data),
+                                            shape) is None:
+            raise RuntimeError(f"view size is not compatible with input tensor's size and "
+                               f"stride (at least one dimension spans across two contiguous "
+                               f"subspaces): a view {shape} of shape {self.shape} with strides "
+                               f"{_element_strides(self.data)} needs a copy. Use "
+                               f".reshape(...) instead.")
+        return ops.Reshape.apply(self, shape=shape)
 
     def view_as(self, other: "Tensor"):
         return self.reshape(other.shape)
@@ -954,7 +968,7 @@ class Tensor:
         return self.reshape(shape)
 
     def permute(self, *dims):
-        dims = _shape_arg(dims)
+        dims = _shape_arg(dims, "permute")
         if sorted(d % max(self.ndim, 1) for d in dims) != list(range(self.ndim)):
             raise ValueError(f"permute: dims {dims} are not a permutation of {self.ndim} dims")
         return ops.Permute.apply(self, dims=tuple(d % self.ndim for d in dims))
@@ -982,7 +996,7 @@ class Tensor:
         return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
 
     def expand(self, *sizes):
-        sizes = _shape_arg(sizes)
+        sizes = _shape_arg(sizes, "expand")
         lead = len(sizes) - self.ndim
         if lead < 0:
             raise ValueError(f"expand: {len(sizes)} sizes for a tensor of shape {self.shape}")
@@ -1251,10 +1265,101 @@ _TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "
                "int8": "CharTensor", "uint8": "ByteTensor", "bool": "BoolTensor"}
 
 
-def _shape_arg(shape) -> tuple[int, ...]:
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+def _shape_arg(shape, what: str = "shape") -> tuple[int, ...]:
+    """``(2, 3)`` from ``*size`` arguments as torch takes them: ``f(2, 3)`` or ``f((2, 3))``.
+
+    Every size must be an int (Python, NumPy or a one-element integer Tensor); floats, bools
+    and strings raise ``TypeError`` naming ``what`` (torch refuses ``zeros(2.5)`` too)."""
+    given = shape
+    if len(shape) == 1 and (isinstance(shape[0], (tuple, list))
+                            or isinstance(shape[0], np.ndarray) and shape[0].ndim == 1):
         shape = shape[0]
-    return tuple(int(s) for s in shape)
+    out = []
+    for s in shape:
+        if isinstance(s, (bool, np.bool_)) or not hasattr(type(s), "__index__"):
+            raise TypeError(f"{what}: size must be a tuple of ints, got {given!r} (an element "
+                            f"of type {type(s).__name__})")
+        out.append(s.__index__())
+    return tuple(out)
+
+
+def _infer_shape(shape: tuple[int, ...], old_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """``shape`` with its one ``-1`` replaced by the size that keeps the element count;
+    ``ValueError`` when that is impossible (two ``-1``, negative sizes, a wrong count)."""
+    numel = int(np.prod(old_shape, dtype=np.int64))
+    free = [i for i, s in enumerate(shape) if s == -1]
+    known = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
+    if len(free) > 1:
+        raise ValueError(f"shape {shape}: only one dimension can be inferred")
+    if any(s < -1 for s in shape):
+        raise ValueError(f"shape {shape}: invalid negative size")
+    if free and known and numel % known == 0:
+        shape = shape[:free[0]] + (numel // known,) + shape[free[0] + 1:]
+    if (free and not known) or int(np.prod(shape, dtype=np.int64)) != numel:
+        raise ValueError(f"shape {shape} is invalid for a tensor of shape {old_shape} "
+                         f"({numel} elements)")
+    return shape
+
+
+def _element_strides(array) -> tuple[int, ...]:
+    """An array's strides in elements (NumPy and CuPy give bytes)."""
+    return tuple(st // array.itemsize for st in array.strides)
+
+
+def _view_strides(old_shape, old_strides, new_shape):
+    """The strides of a ``new_shape`` view of memory laid out as (old_shape, old_strides),
+    or None when no view exists (torch's ``computeStride``).
+
+    Walking from the last dim, the old dims are cut into chunks that are contiguous with
+    one another (``stride[d-1] == size[d] * stride[d]``); a view exists when the new dims
+    split into groups that each cover exactly one chunk."""
+    if not old_shape:                             # a 0-d tensor: any view of ones
+        return (1,) * len(new_shape) if all(s == 1 for s in new_shape) else None
+    new_strides = [0] * len(new_shape)
+    view_d = len(new_shape) - 1
+    chunk_base_stride = old_strides[-1]
+    tensor_numel = view_numel = 1
+    for tensor_d in range(len(old_shape) - 1, -1, -1):
+        tensor_numel *= old_shape[tensor_d]
+        chunk_ends = tensor_d == 0 or (old_shape[tensor_d - 1] != 1 and
+                                       old_strides[tensor_d - 1] !=
+                                       tensor_numel * chunk_base_stride)
+        if not chunk_ends:
+            continue
+        while view_d >= 0 and (view_numel < tensor_numel or new_shape[view_d] == 1):
+            new_strides[view_d] = view_numel * chunk_base_stride
+            view_numel *= new_shape[view_d]
+            view_d -= 1
+        if view_numel != tensor_numel:
+            return None
+        if tensor_d > 0:
+            chunk_base_stride = old_strides[tensor_d - 1]
+            tensor_numel = view_numel = 1
+    return tuple(new_strides) if view_d == -1 else None
+
+
+# NumPy dtype kinds a Tensor can hold: bool, ints, unsigned ints, floats, complex
+_NUMERIC_KINDS = "biufc"
+
+
+def _as_numeric_array(xp, data, dtype):
+    """``xp.asarray(data, dtype)`` for numeric data; ``TypeError`` for strings, objects and
+    other non-numbers, ``ValueError`` for ragged nested lists (torch refuses them too)."""
+    if isinstance(data, (str, bytes)):
+        raise TypeError(f"new(): invalid data type '{type(data).__name__}' (a tensor holds "
+                        f"numbers, got {data!r})")
+    try:
+        arr = xp.asarray(data, dtype=dtype)
+    except ValueError as e:
+        if isinstance(data, (list, tuple)) and "inhomogeneous" in str(e):
+            raise ValueError(f"tensor data is a ragged nested sequence (the inner sequences "
+                             f"differ in length): {e}") from None
+        raise
+    if arr.dtype.kind not in _NUMERIC_KINDS:
+        raise TypeError(f"can't convert data of type {type(data).__name__} holding "
+                        f"numpy.{arr.dtype.type.__name__} to a tensor; the supported types are "
+                        f"bool, integers, float16, float32, float64 and complex")
+    return arr
 
 
 def _norm_dims(dim, ndim: int):

@@ -18,39 +18,46 @@ from scratchvision.backend import get_default_dtype
 from scratchvision.kernels.conv import conv_transpose_output_size
 from scratchvision.nn import init
 from scratchvision.nn.module import Module, Parameter
-
-
-def _pair(v, name: str) -> tuple[int, int]:
-    if isinstance(v, (tuple, list)):
-        if len(v) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
-        return (int(v[0]), int(v[1]))
-    return (int(v), int(v))
+from scratchvision.validation import check_int, check_limit, pair
 
 
 class _ConvNd(Module):
-    """Shared constructor checks, parameters and initialisation of Conv2d/ConvTranspose2d."""
+    """Shared constructor checks, parameters and initialisation of Conv2d/ConvTranspose2d.
+
+    Every size is checked here, before any weight is allocated, and the error names the
+    layer, the argument and its value (``Conv2d: kernel_size must be >= 1, got 0``)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
-                 groups, bias, padding_mode, weight_shape, dtype, transposed) -> None:
+                 groups, bias, padding_mode, dtype, transposed) -> None:
         super().__init__()
-        if in_channels <= 0 or out_channels <= 0:
-            raise ValueError(f"{type(self).__name__}: in_channels ({in_channels}) and "
-                             f"out_channels ({out_channels}) must be positive")
-        if groups <= 0 or in_channels % groups or out_channels % groups:
-            raise ValueError(f"{type(self).__name__}: in_channels ({in_channels}) and "
-                             f"out_channels ({out_channels}) must be divisible by groups "
-                             f"({groups})")
+        layer = type(self).__name__
+        in_channels = check_int(in_channels, f"{layer}: in_channels", minimum=1)
+        out_channels = check_int(out_channels, f"{layer}: out_channels", minimum=1)
+        groups = check_int(groups, f"{layer}: groups", minimum=1)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"{layer}: in_channels ({in_channels}) and out_channels "
+                             f"({out_channels}) must be divisible by groups ({groups})")
         if padding_mode != "zeros":
-            raise ValueError(f"{type(self).__name__}: only padding_mode='zeros' is supported, "
+            raise ValueError(f"{layer}: only padding_mode='zeros' is supported, "
                              f"got {padding_mode!r}")
-        if isinstance(padding, str) and (transposed or padding not in ("same", "valid")):
-            raise ValueError(f"{type(self).__name__}: invalid padding string {padding!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride, self.dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
-        self.padding = padding if isinstance(padding, str) else _pair(padding, "padding")
+        self.kernel_size = pair(kernel_size, f"{layer}: kernel_size", minimum=1)
+        self.stride = pair(stride, f"{layer}: stride", minimum=1)
+        self.dilation = pair(dilation, f"{layer}: dilation", minimum=1)
+        if isinstance(padding, str):
+            if transposed or padding not in ("same", "valid"):
+                raise ValueError(f"{layer}: invalid padding string {padding!r}")
+            if padding == "same" and self.stride != (1, 1):   # torch refuses it too
+                raise ValueError(f"{layer}: padding='same' is not supported for strided "
+                                 f"convolutions, got stride={stride!r}")
+            self.padding = padding
+        else:
+            self.padding = pair(padding, f"{layer}: padding", minimum=0)
         self.groups, self.padding_mode, self.transposed = groups, padding_mode, transposed
+        # (C_out, C_in/groups, kH, kW) for Conv2d, (C_in, C_out/groups, kH, kW) transposed
+        weight_shape = ((in_channels, out_channels // groups) if transposed
+                        else (out_channels, in_channels // groups))
+        check_limit(weight_shape + self.kernel_size, f"{layer} weight")
         dtype = dtype or get_default_dtype()
         self.weight = Parameter(np.empty(weight_shape + self.kernel_size, dtype))
         self.bias = Parameter(np.empty(out_channels, dtype)) if bias else None
@@ -100,8 +107,7 @@ class Conv2d(_ConvNd):
                  dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
                  dtype=None) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, (out_channels, in_channels // groups),
-                         dtype, transposed=False)
+                         groups, bias, padding_mode, dtype, transposed=False)
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return F.conv2d(input, self.weight, self.bias, self.stride, self.padding,
@@ -121,15 +127,18 @@ class ConvTranspose2d(_ConvNd):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  output_padding=0, groups: int = 1, bias: bool = True, dilation=1,
                  padding_mode: str = "zeros", dtype=None) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, (in_channels, out_channels // groups),
-                         dtype, transposed=True)
-        self.output_padding = _pair(output_padding, "output_padding")
+        # output_padding is checked first, so a refused layer allocates no weight
+        output_padding = pair(output_padding, "ConvTranspose2d: output_padding", minimum=0)
+        strides = pair(stride, "ConvTranspose2d: stride", minimum=1)
+        dilations = pair(dilation, "ConvTranspose2d: dilation", minimum=1)
         for a in range(2):
-            if self.output_padding[a] >= max(self.stride[a], self.dilation[a]):
-                raise ValueError(f"ConvTranspose2d: output_padding {self.output_padding} must "
+            if output_padding[a] >= max(strides[a], dilations[a]):
+                raise ValueError(f"ConvTranspose2d: output_padding {output_padding} must "
                                  f"be smaller than max(stride, dilation) per axis (stride "
-                                 f"{self.stride}, dilation {self.dilation})")
+                                 f"{strides}, dilation {dilations})")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode, dtype, transposed=True)
+        self.output_padding = output_padding
 
     def _output_padding(self, input_hw, output_size) -> tuple[int, int]:
         """torch's rule: output_size must lie in [min_size, min_size + stride - 1]."""

@@ -2,6 +2,12 @@
 Linear, activations (ReLU, GELU, SiLU, LeakyReLU, Softplus, LogSigmoid, ELU, Hardtanh,
 ReLU6, Mish, Sigmoid, Tanh, Softmax), Dropout, BatchNorm1d/2d, LayerNorm and GroupNorm,
 with torch.nn's constructor arguments and default initialisation.
+
+Constructors check their arguments with ``scratchvision.validation`` before allocating any
+weight: sizes are ints >= 1 (``Linear(0, 3)`` and ``BatchNorm2d(2.5)`` are refused), ``eps``
+is > 0, probabilities and momenta lie in [0, 1], and the message names the layer, the
+argument and the value. torch itself accepts some of these (``Linear(0, 3)``, ``eps=0``) and
+fails later or computes NaN; a layer that cannot work is refused here when it is built.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from scratchvision.autograd.tensor import Tensor
 from scratchvision.backend import get_default_dtype
 from scratchvision.nn import init
 from scratchvision.nn.module import Module, Parameter
+from scratchvision.validation import check_int, check_limit, check_number, check_probability
 
 
 class Sequential(Module):
@@ -159,7 +166,8 @@ class Identity(Module):
 class Flatten(Module):
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
-        self.start_dim, self.end_dim = start_dim, end_dim
+        self.start_dim = check_int(start_dim, "Flatten: start_dim")
+        self.end_dim = check_int(end_dim, "Flatten: end_dim")
 
     def forward(self, x):
         return x.flatten(self.start_dim, self.end_dim)
@@ -174,9 +182,9 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  dtype=None) -> None:
         super().__init__()
-        if in_features <= 0 or out_features <= 0:
-            raise ValueError(f"Linear: sizes must be positive, got in_features={in_features}, "
-                             f"out_features={out_features}")
+        in_features = check_int(in_features, "Linear: in_features", minimum=1)
+        out_features = check_int(out_features, "Linear: out_features", minimum=1)
+        check_limit((out_features, in_features), "Linear weight")
         self.in_features, self.out_features = in_features, out_features
         dtype = dtype or get_default_dtype()
         self.weight = Parameter(np.empty((out_features, in_features), dtype))
@@ -245,7 +253,7 @@ class SiLU(Module):
 class LeakyReLU(Module):
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
         super().__init__()
-        self.negative_slope = negative_slope
+        self.negative_slope = check_number(negative_slope, "LeakyReLU: negative_slope")
 
     def forward(self, x):
         return F.leaky_relu(x, self.negative_slope)
@@ -259,7 +267,8 @@ class Softplus(Module):
 
     def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
         super().__init__()
-        self.beta, self.threshold = beta, threshold
+        self.beta = check_number(beta, "Softplus: beta")
+        self.threshold = check_number(threshold, "Softplus: threshold")
 
     def forward(self, x):
         return F.softplus(x, self.beta, self.threshold)
@@ -278,7 +287,7 @@ class ELU(Module):
 
     def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
         super().__init__()
-        self.alpha, self.inplace = alpha, inplace
+        self.alpha, self.inplace = check_number(alpha, "ELU: alpha"), inplace
 
     def forward(self, x):
         return F.elu(x, self.alpha, self.inplace)
@@ -302,6 +311,8 @@ class Hardtanh(Module):
             warnings.warn("keyword argument `max_value` is deprecated and renamed to `max_val`",
                           FutureWarning, stacklevel=2)
             max_val = max_value
+        min_val = check_number(min_val, f"{type(self).__name__}: min_val")
+        max_val = check_number(max_val, f"{type(self).__name__}: max_val")
         if not max_val > min_val:
             raise ValueError(f"Hardtanh: max_val ({max_val}) must be greater than min_val "
                              f"({min_val})")
@@ -345,7 +356,8 @@ class PReLU(Module):
 
     def __init__(self, num_parameters: int = 1, init: float = 0.25, dtype=None) -> None:
         super().__init__()
-        self.num_parameters = num_parameters
+        self.num_parameters = check_int(num_parameters, "PReLU: num_parameters", minimum=1)
+        init = check_number(init, "PReLU: init")
         self.weight = Parameter(np.full(num_parameters, init,
                                         dtype=np.dtype(dtype or get_default_dtype())))
 
@@ -387,7 +399,7 @@ class Tanh(Module):
 class Softmax(Module):
     def __init__(self, dim: int | None = None) -> None:
         super().__init__()
-        self.dim = dim
+        self.dim = None if dim is None else check_int(dim, "Softmax: dim")
 
     def forward(self, x):
         return F.softmax(x, self.dim)
@@ -396,9 +408,7 @@ class Softmax(Module):
 class Dropout(Module):
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
-        if not 0 <= p <= 1:
-            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-        self.p = p
+        self.p = check_probability(p, f"{type(self).__name__}: p (the dropout probability)")
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training)
@@ -420,6 +430,11 @@ class _BatchNorm(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
                  affine: bool = True, track_running_stats: bool = True, dtype=None) -> None:
         super().__init__()
+        layer = type(self).__name__
+        num_features = check_int(num_features, f"{layer}: num_features", minimum=1)
+        eps = check_number(eps, f"{layer}: eps", minimum=0.0, strict_minimum=True)
+        if momentum is not None:     # None: a cumulative average, as torch
+            momentum = check_number(momentum, f"{layer}: momentum", minimum=0.0, maximum=1.0)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         dtype = dtype or get_default_dtype()
@@ -437,16 +452,20 @@ class _BatchNorm(Module):
 
     def forward(self, x):
         if x.ndim not in self._expected_ndim:
-            raise ValueError(f"{type(self).__name__}: expected {' or '.join(map(str, self._expected_ndim))}"
-                             f"-D input, got shape {x.shape}")
+            dims = " or ".join(map(str, self._expected_ndim))
+            raise ValueError(f"{type(self).__name__}: expected {dims}-D input, got shape "
+                             f"{x.shape}")
         if x.shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__}({self.num_features}): input has "
                              f"{x.shape[1]} channels (shape {x.shape})")
         use_batch_stats = self.training or not self.track_running_stats
+        momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
+            if self.momentum is None:    # torch's cumulative moving average: 1 / batches
+                momentum = 1.0 / float(self.num_batches_tracked.item())
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=use_batch_stats, momentum=self.momentum, eps=self.eps)
+                            training=use_batch_stats, momentum=momentum, eps=self.eps)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
@@ -471,12 +490,17 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
                  bias: bool = True, dtype=None) -> None:
         super().__init__()
-        if isinstance(normalized_shape, (int, np.integer)):
-            normalized_shape = (normalized_shape,)
-        self.normalized_shape = tuple(int(d) for d in normalized_shape)
-        if not self.normalized_shape or min(self.normalized_shape) <= 0:
-            raise ValueError(f"LayerNorm: normalized_shape must be a non-empty shape of "
-                             f"positive sizes, got {normalized_shape}")
+        shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) \
+            else normalized_shape
+        if isinstance(shape, (str, bytes)) or not isinstance(shape, _IterableABC):
+            raise TypeError(f"LayerNorm: normalized_shape must be an int or a tuple of ints, "
+                            f"got {normalized_shape!r}")
+        self.normalized_shape = tuple(check_int(d, "LayerNorm: normalized_shape entry",
+                                                minimum=1) for d in shape)
+        if not self.normalized_shape:
+            raise ValueError(f"LayerNorm: normalized_shape must be a non-empty shape, got "
+                             f"{normalized_shape!r}")
+        eps = check_number(eps, "LayerNorm: eps", minimum=0.0, strict_minimum=True)
         self.eps, self.elementwise_affine = eps, elementwise_affine
         dtype = dtype or get_default_dtype()
         if elementwise_affine:
@@ -511,9 +535,12 @@ class GroupNorm(Module):
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
                  affine: bool = True, dtype=None, *, bias: bool = True) -> None:
         super().__init__()
-        if num_groups <= 0 or num_channels % num_groups:
+        num_groups = check_int(num_groups, "GroupNorm: num_groups", minimum=1)
+        num_channels = check_int(num_channels, "GroupNorm: num_channels", minimum=1)
+        if num_channels % num_groups:
             raise ValueError(f"GroupNorm: num_channels must be divisible by num_groups, got "
                              f"num_channels={num_channels} and num_groups={num_groups}")
+        eps = check_number(eps, "GroupNorm: eps", minimum=0.0, strict_minimum=True)
         self.num_groups, self.num_channels = num_groups, num_channels
         self.eps, self.affine = eps, affine
         dtype = dtype or get_default_dtype()

@@ -4,19 +4,38 @@ distance modules CosineSimilarity and PairwiseDistance.
 As torch's ``_WeightedLoss``, BCELoss and NLLLoss keep ``weight`` as a buffer (moved by
 ``.to()``, saved in the state_dict when given). The deprecated ``size_average`` /
 ``reduce`` arguments are not accepted: pass ``reduction`` by keyword.
+
+``reduction``, ``label_smoothing``, ``beta``/``delta`` and ``eps`` are checked when the loss is
+built (torch checks ``reduction`` only at the first call), so a typo fails at once with the
+loss's name in the message.
 """
 from __future__ import annotations
 
 from scratchvision import functional as F
+from scratchvision.functional.loss import KL_REDUCTIONS
 from scratchvision.nn.module import Module
+from scratchvision.validation import check_int, check_number, check_probability
+
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+def _reduction(loss: str, reduction, allowed: tuple = _REDUCTIONS) -> str:
+    """``reduction`` if it is one of ``allowed``, else a ValueError naming the loss."""
+    if not isinstance(reduction, str) or reduction not in allowed:
+        raise ValueError(f"{loss}: {reduction!r} is not a valid value for reduction; use one "
+                         f"of {allowed}")
+    return reduction
 
 
 class CrossEntropyLoss(Module):
     def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean",
                  label_smoothing: float = 0.0) -> None:
         super().__init__()
-        self.weight, self.ignore_index = weight, ignore_index
-        self.reduction, self.label_smoothing = reduction, label_smoothing
+        self.weight = weight
+        self.ignore_index = check_int(ignore_index, "CrossEntropyLoss: ignore_index")
+        self.reduction = _reduction("CrossEntropyLoss", reduction)
+        self.label_smoothing = check_probability(label_smoothing,
+                                                 "CrossEntropyLoss: label_smoothing")
 
     def forward(self, input, target):  # noqa: A002
         return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction,
@@ -26,7 +45,8 @@ class CrossEntropyLoss(Module):
 class BCEWithLogitsLoss(Module):
     def __init__(self, weight=None, reduction: str = "mean", pos_weight=None) -> None:
         super().__init__()
-        self.weight, self.reduction, self.pos_weight = weight, reduction, pos_weight
+        self.weight, self.pos_weight = weight, pos_weight
+        self.reduction = _reduction("BCEWithLogitsLoss", reduction)
 
     def forward(self, input, target):  # noqa: A002
         return F.binary_cross_entropy_with_logits(input, target, self.weight, self.reduction,
@@ -36,7 +56,7 @@ class BCEWithLogitsLoss(Module):
 class MSELoss(Module):
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
-        self.reduction = reduction
+        self.reduction = _reduction(type(self).__name__, reduction)
 
     def forward(self, input, target):  # noqa: A002
         return F.mse_loss(input, target, self.reduction)
@@ -45,7 +65,8 @@ class MSELoss(Module):
 class SmoothL1Loss(Module):
     def __init__(self, reduction: str = "mean", beta: float = 1.0) -> None:
         super().__init__()
-        self.reduction, self.beta = reduction, beta
+        self.reduction = _reduction("SmoothL1Loss", reduction)
+        self.beta = check_number(beta, "SmoothL1Loss: beta", minimum=0.0)
 
     def forward(self, input, target):  # noqa: A002
         return F.smooth_l1_loss(input, target, self.reduction, self.beta)
@@ -54,7 +75,7 @@ class SmoothL1Loss(Module):
 class L1Loss(Module):
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
-        self.reduction = reduction
+        self.reduction = _reduction(type(self).__name__, reduction)
 
     def forward(self, input, target):  # noqa: A002
         return F.l1_loss(input, target, reduction=self.reduction)
@@ -63,7 +84,8 @@ class L1Loss(Module):
 class HuberLoss(Module):
     def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
         super().__init__()
-        self.reduction, self.delta = reduction, delta
+        self.reduction = _reduction("HuberLoss", reduction)
+        self.delta = check_number(delta, "HuberLoss: delta", minimum=0.0, strict_minimum=True)
 
     def forward(self, input, target):  # noqa: A002
         return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
@@ -75,7 +97,7 @@ class BCELoss(Module):
     def __init__(self, weight=None, reduction: str = "mean") -> None:
         super().__init__()
         self.register_buffer("weight", weight)
-        self.reduction = reduction
+        self.reduction = _reduction(type(self).__name__, reduction)
 
     def forward(self, input, target):  # noqa: A002
         return F.binary_cross_entropy(input, target, weight=self.weight,
@@ -87,7 +109,8 @@ class KLDivLoss(Module):
 
     def __init__(self, reduction: str = "mean", log_target: bool = False) -> None:
         super().__init__()
-        self.reduction, self.log_target = reduction, log_target
+        self.reduction = _reduction("KLDivLoss", reduction, KL_REDUCTIONS)
+        self.log_target = log_target
 
     def forward(self, input, target):  # noqa: A002
         return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
@@ -99,7 +122,8 @@ class NLLLoss(Module):
     def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean") -> None:
         super().__init__()
         self.register_buffer("weight", weight)
-        self.ignore_index, self.reduction = ignore_index, reduction
+        self.ignore_index = check_int(ignore_index, "NLLLoss: ignore_index")
+        self.reduction = _reduction("NLLLoss", reduction)
 
     def forward(self, input, target):  # noqa: A002
         return F.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index,
@@ -109,7 +133,7 @@ class NLLLoss(Module):
 class CosineSimilarity(Module):
     def __init__(self, dim: int = 1, eps: float = 1e-8) -> None:
         super().__init__()
-        self.dim, self.eps = dim, eps
+        self.dim, self.eps = check_int(dim, "CosineSimilarity: dim"), eps
 
     def forward(self, x1, x2):
         return F.cosine_similarity(x1, x2, self.dim, self.eps)

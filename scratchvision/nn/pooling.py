@@ -2,11 +2,43 @@
 MaxPool2d, AvgPool2d, MaxUnpool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Upsample,
 PixelShuffle, PixelUnshuffle. Parameter-free; each
 ``forward`` calls the op of ``scratchvision.functional`` of the same name.
+
+The constructors check their sizes (with ``scratchvision.validation``) and keep them as
+given, so ``extra_repr`` prints what the user wrote: a layer that could never run
+(``MaxPool2d(0)``, a padding above half the kernel, ``Upsample`` without a size) is refused
+when it is built, with the layer, the argument and the value in the message, rather than at
+its first ``forward``.
 """
 from __future__ import annotations
 
 from scratchvision import functional as F
 from scratchvision.nn.module import Module
+from scratchvision.validation import check_int, check_number, pair
+
+
+def _check_window(layer: str, kernel_size, stride, padding, dilation=1) -> None:
+    """Refuse impossible pooling windows: sizes >= 1 (padding >= 0), and a padding of at
+    most half the (dilated) kernel, the bound torch's pooling kernels enforce."""
+    kernel = pair(kernel_size, f"{layer}: kernel_size", minimum=1)
+    if stride is not None:
+        pair(stride, f"{layer}: stride", minimum=1)
+    pads = pair(padding, f"{layer}: padding", minimum=0)
+    dilations = pair(dilation, f"{layer}: dilation", minimum=1)
+    for k, p, d in zip(kernel, pads, dilations):
+        if p > ((k - 1) * d + 1) // 2:
+            raise ValueError(f"{layer}: padding should be at most half of the effective "
+                             f"kernel size, got padding={padding!r}, kernel_size="
+                             f"{kernel_size!r}" + (f", dilation={dilation!r}" if d > 1 else ""))
+
+
+def _check_output_size(layer: str, output_size) -> None:
+    """An adaptive pool's output size: an int >= 1, or a pair of ints >= 1 or None."""
+    items = output_size if isinstance(output_size, (tuple, list)) else (output_size,)
+    if isinstance(output_size, (tuple, list)) and len(output_size) not in (1, 2):
+        raise TypeError(f"{layer}: output_size must be an int or a pair, got {output_size!r}")
+    for v in items:
+        if v is not None or not isinstance(output_size, (tuple, list)):
+            check_int(v, f"{layer}: output_size", minimum=1)
 
 __all__ = ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool2d", "MaxPool2d", "MaxUnpool2d",
            "PixelShuffle", "PixelUnshuffle", "Upsample"]
@@ -18,6 +50,7 @@ class MaxPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1,
                  return_indices: bool = False, ceil_mode: bool = False) -> None:
         super().__init__()
+        _check_window("MaxPool2d", kernel_size, stride, padding, dilation)
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding, self.dilation = padding, dilation
@@ -38,6 +71,10 @@ class AvgPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                  count_include_pad: bool = True, divisor_override: int | None = None) -> None:
         super().__init__()
+        _check_window("AvgPool2d", kernel_size, stride, padding)
+        if divisor_override is not None and \
+                check_int(divisor_override, "AvgPool2d: divisor_override") == 0:
+            raise ValueError("AvgPool2d: divisor_override must be non-zero, got 0")
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding, self.ceil_mode = padding, ceil_mode
@@ -56,6 +93,10 @@ class MaxUnpool2d(Module):
 
     def __init__(self, kernel_size, stride=None, padding=0) -> None:
         super().__init__()
+        pair(kernel_size, "MaxUnpool2d: kernel_size", minimum=1)
+        if stride is not None:
+            pair(stride, "MaxUnpool2d: stride", minimum=1)
+        pair(padding, "MaxUnpool2d: padding", minimum=0)
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding = padding
@@ -73,6 +114,7 @@ class AdaptiveAvgPool2d(Module):
 
     def __init__(self, output_size) -> None:
         super().__init__()
+        _check_output_size("AdaptiveAvgPool2d", output_size)
         self.output_size = output_size
 
     def forward(self, input):  # noqa: A002
@@ -87,6 +129,7 @@ class AdaptiveMaxPool2d(Module):
 
     def __init__(self, output_size, return_indices: bool = False) -> None:
         super().__init__()
+        _check_output_size("AdaptiveMaxPool2d", output_size)
         self.output_size, self.return_indices = output_size, return_indices
 
     def forward(self, input):  # noqa: A002
@@ -101,7 +144,8 @@ class PixelShuffle(Module):
 
     def __init__(self, upscale_factor: int) -> None:
         super().__init__()
-        self.upscale_factor = upscale_factor
+        self.upscale_factor = check_int(upscale_factor, "PixelShuffle: upscale_factor",
+                                        minimum=1)
 
     def forward(self, input):  # noqa: A002
         return F.pixel_shuffle(input, self.upscale_factor)
@@ -115,7 +159,8 @@ class PixelUnshuffle(Module):
 
     def __init__(self, downscale_factor: int) -> None:
         super().__init__()
-        self.downscale_factor = downscale_factor
+        self.downscale_factor = check_int(downscale_factor, "PixelUnshuffle: downscale_factor",
+                                          minimum=1)
 
     def forward(self, input):  # noqa: A002
         return F.pixel_unshuffle(input, self.downscale_factor)
@@ -131,6 +176,24 @@ class Upsample(Module):
                  align_corners: bool | None = None,
                  recompute_scale_factor: bool | None = None) -> None:
         super().__init__()
+        if (size is None) == (scale_factor is None):
+            raise ValueError(f"Upsample: give exactly one of size and scale_factor, got "
+                             f"size={size!r}, scale_factor={scale_factor!r}")
+        if size is not None:
+            pair(size, "Upsample: size", minimum=1)
+        else:
+            factors = scale_factor if isinstance(scale_factor, (tuple, list)) \
+                else (scale_factor,)
+            if len(factors) not in (1, 2):
+                raise TypeError(f"Upsample: scale_factor must be a number or a pair, got "
+                                f"{scale_factor!r}")
+            for f in factors:
+                check_number(f, "Upsample: scale_factor", minimum=0.0, strict_minimum=True)
+        if mode not in ("nearest", "bilinear"):
+            raise ValueError(f"Upsample: mode must be 'nearest' or 'bilinear', got {mode!r}")
+        if align_corners is not None and mode == "nearest":
+            raise ValueError("Upsample: align_corners can only be set with the interpolating "
+                             "mode 'bilinear', not 'nearest'")
         self.size, self.mode = size, mode
         self.scale_factor = (tuple(float(f) for f in scale_factor)
                              if isinstance(scale_factor, (tuple, list))

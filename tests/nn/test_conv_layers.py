@@ -44,7 +44,7 @@ def test_conv2d_layer_options():
         nn.Conv2d(4, 6, 3, groups=4)
     with pytest.raises(ValueError, match="padding_mode"):
         nn.Conv2d(4, 4, 3, padding_mode="reflect")
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="in_channels must be >= 1, got 0"):
         nn.Conv2d(0, 4, 3)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from scratchvision.nn.optim.optimizer import Optimizer
+from scratchvision.nn.optim.optimizer import Optimizer, check_hyperparameter
 
 
 class Adam(Optimizer):
@@ -25,10 +25,15 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False):
-        if lr < 0 or eps < 0 or weight_decay < 0:
-            raise ValueError(f"{type(self).__name__}: lr, eps and weight_decay must be >= 0")
-        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
-            raise ValueError(f"{type(self).__name__}: betas must be in [0, 1), got {betas}")
+        lr = check_hyperparameter(lr, "Invalid learning rate")
+        eps = check_hyperparameter(eps, "Invalid epsilon value")
+        weight_decay = check_hyperparameter(weight_decay, "Invalid weight_decay value")
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"{type(self).__name__}: betas must be a pair of numbers, got "
+                            f"{betas!r}")
+        betas = tuple(check_hyperparameter(b, f"Invalid beta parameter at index {i}",
+                                           maximum=1.0, below_maximum=True)
+                      for i, b in enumerate(betas))
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay, amsgrad=amsgrad))
         self._flat: dict[tuple, dict] = {}  # bucket's parameter ids -> flat moment arrays

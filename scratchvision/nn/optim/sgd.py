@@ -8,15 +8,16 @@
 """
 from __future__ import annotations
 
-from scratchvision.nn.optim.optimizer import Optimizer
+from scratchvision.nn.optim.optimizer import Optimizer, check_hyperparameter
 
 
 class SGD(Optimizer):
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False):
-        if lr < 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f"SGD: invalid lr={lr}, momentum={momentum} or "
-                             f"weight_decay={weight_decay} (must be >= 0)")
+        lr = check_hyperparameter(lr, "Invalid learning rate")
+        momentum = check_hyperparameter(momentum, "Invalid momentum value")
+        dampening = check_hyperparameter(dampening, "Invalid dampening value")
+        weight_decay = check_hyperparameter(weight_decay, "Invalid weight_decay value")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
