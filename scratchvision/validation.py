@@ -193,3 +193,13 @@ def to_numpy(x) -> np.ndarray:
     if is_cupy_array(x):
         x = x.get()
     return np.asarray(x)
+
+
+def check_images(x, name: str = "input"):
+    """``x`` if it is a float32/float64 ``(N, C, H, W)`` array with ``H, W >= 1`` (the input
+    of pooling and resizing kernels), else ``check_array``'s errors or a ValueError naming
+    the empty shape."""
+    check_array(x, name, ndim=4, layout="(N, C, H, W)")
+    if x.shape[2] == 0 or x.shape[3] == 0:
+        raise ValueError(f"{name} must have non-empty spatial dims, got shape {tuple(x.shape)}")
+    return x

@@ -13,14 +13,7 @@ from scratchvision.autograd.gradcheck import register_gradcheck
 from scratchvision.autograd.tensor import Tensor
 from scratchvision.functional.normalization import channel_sum
 from scratchvision.kernels import conv as K
-
-
-def _pair(v, name: str):
-    if isinstance(v, (tuple, list)):
-        if len(v) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
-        return tuple(v)
-    return (v, v)
+from scratchvision.validation import pair
 
 
 def _batched(x, name: str):
@@ -33,7 +26,22 @@ def _batched(x, name: str):
     return x, False
 
 
-class Conv2d(Function):
+class _Convolution(Function):
+    """The backward both convolutions share: the kernels' input and weight gradients
+    (``_grad_input``/``_grad_weight``, on the 4-D ``gy``), the bias gradient
+    ``gy.sum((0, 2, 3))``."""
+
+    def backward(self, gy):
+        if self.unbatched:
+            gy = gy[None]
+        needs = self.needs_input_grad
+        gx = self._grad_input(gy) if needs[0] else None
+        gW = self._grad_weight(gy) if len(needs) > 1 and needs[1] else None
+        gb = channel_sum(gy) if len(needs) > 2 and needs[2] else None
+        return (gx, gW, gb)[:len(needs)]
+
+
+class Conv2d(_Convolution):
     """y = conv2d(x, W) + b; ``extra`` pads the bottom/right by one more (asymmetric 'same')."""
 
     def forward(self, x, W, b=None, *, stride, padding, dilation, groups, extra=(0, 0),
@@ -48,24 +56,17 @@ class Conv2d(Function):
         y = K.conv2d_forward(x4, W, b, stride, padding, dilation, groups, impl=impl)
         return y[0] if self.unbatched else y
 
-    def backward(self, gy):
-        if self.unbatched:
-            gy = gy[None]
-        needs = self.needs_input_grad
-        gx = gW = gb = None
-        if needs[0]:
-            gx = K.conv2d_backward_input(gy, self.W, self.x.shape, *self.args, impl=self.impl)
-            if any(self.extra):
-                gx = gx[:, :, :gx.shape[2] - self.extra[0], :gx.shape[3] - self.extra[1]]
-            gx = gx.reshape(self.in_shape)
-        if len(needs) > 1 and needs[1]:
-            gW = K.conv2d_backward_weight(gy, self.x, self.W.shape, *self.args, impl=self.impl)
-        if len(needs) > 2 and needs[2]:
-            gb = channel_sum(gy)
-        return (gx, gW, gb)[:len(needs)]
+    def _grad_input(self, gy):
+        gx = K.conv2d_backward_input(gy, self.W, self.x.shape, *self.args, impl=self.impl)
+        if any(self.extra):
+            gx = gx[:, :, :gx.shape[2] - self.extra[0], :gx.shape[3] - self.extra[1]]
+        return gx.reshape(self.in_shape)
+
+    def _grad_weight(self, gy):
+        return K.conv2d_backward_weight(gy, self.x, self.W.shape, *self.args, impl=self.impl)
 
 
-class ConvTranspose2d(Function):
+class ConvTranspose2d(_Convolution):
     """y = conv_transpose2d(x, W) + b (conv2d's input gradient applied to x)."""
 
     def forward(self, x, W, b=None, *, stride, padding, output_padding, groups, dilation,
@@ -76,22 +77,14 @@ class ConvTranspose2d(Function):
         y = K.conv_transpose2d_forward(x4, W, b, *self.args, impl=impl)
         return y[0] if self.unbatched else y
 
-    def backward(self, gy):
-        if self.unbatched:
-            gy = gy[None]
-        needs = self.needs_input_grad
-        gx = gW = gb = None
-        if needs[0]:
-            gx = K.conv_transpose2d_backward_input(gy, self.W, self.x.shape, *self.args,
-                                                   impl=self.impl)
-            if self.unbatched:
-                gx = gx[0]
-        if len(needs) > 1 and needs[1]:
-            gW = K.conv_transpose2d_backward_weight(gy, self.x, self.W.shape, *self.args,
-                                                    impl=self.impl)
-        if len(needs) > 2 and needs[2]:
-            gb = channel_sum(gy)
-        return (gx, gW, gb)[:len(needs)]
+    def _grad_input(self, gy):
+        gx = K.conv_transpose2d_backward_input(gy, self.W, self.x.shape, *self.args,
+                                               impl=self.impl)
+        return gx[0] if self.unbatched else gx
+
+    def _grad_weight(self, gy):
+        return K.conv_transpose2d_backward_weight(gy, self.x, self.W.shape, *self.args,
+                                                  impl=self.impl)
 
 
 def _same_padding(kernel_hw, dilation):
@@ -122,9 +115,10 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     dilation : int or (int, int), >= 1: spacing between kernel taps
     groups : int: C_in and C_out split into ``groups`` independent convolutions
         (``groups = C_in`` with ``C_out = m * C_in`` is depthwise)
-    impl : None (fastest for the shape; see ``kernels.conv.choose_algorithm``),
-        'reference', 'im2col', 'direct', 'winograd', 'cuda' or 'cuda_atomic' (scratchvision
-        extension)
+    impl : None (the default: 'cpu' on NumPy arrays, 'cuda' on CuPy arrays), 'reference',
+        'cpu' (the fastest algorithm for the shape: ``kernels.conv.choose_algorithm``),
+        'im2col', 'direct', 'winograd', 'cuda' or 'cuda_atomic' (scratchvision extension;
+        ``kernels.conv.VERSIONS.impls``); used by the forward and both backward passes
 
     Returns
     -------
@@ -139,7 +133,8 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     if len(W_shape) != 4:
         raise ValueError(f"conv2d: weight must be 4-D (out_channels, in_channels/groups, kH, "
                          f"kW), got shape {W_shape}")
-    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    stride = pair(stride, "stride", minimum=1)
+    dilation = pair(dilation, "dilation", minimum=1)
     extra = (0, 0)
     if isinstance(padding, str):
         if padding == "valid":
@@ -153,7 +148,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
             raise ValueError(f"conv2d: padding must be an int, a pair, 'valid' or 'same', got "
                              f"{padding!r}")
     else:
-        padding = _pair(padding, "padding")
+        padding = pair(padding, "padding")
     args = (input, weight) if bias is None else (input, weight, bias)
     return Conv2d.apply(*args, stride=stride, padding=padding, dilation=dilation,
                         groups=groups, extra=extra, impl=impl)
@@ -189,10 +184,11 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
         raise ValueError(f"conv_transpose2d: weight must be 4-D (in_channels, "
                          f"out_channels/groups, kH, kW), got shape {tuple(weight.shape)}")
     args = (input, weight) if bias is None else (input, weight, bias)
-    return ConvTranspose2d.apply(*args, stride=_pair(stride, "stride"),
-                                 padding=_pair(padding, "padding"),
-                                 output_padding=_pair(output_padding, "output_padding"),
-                                 groups=groups, dilation=_pair(dilation, "dilation"), impl=impl)
+    return ConvTranspose2d.apply(*args, stride=pair(stride, "stride", minimum=1),
+                                 padding=pair(padding, "padding"),
+                                 output_padding=pair(output_padding, "output_padding"),
+                                 groups=groups, dilation=pair(dilation, "dilation", minimum=1),
+                                 impl=impl)
 
 
 # ---------------------------------------------------------------------- gradient checks

@@ -9,6 +9,8 @@ is added back onto the pixel it came from, so ``fold(unfold(x))`` multiplies eve
 the number of windows that cover it. Each is the other's backward.
 
 The kernels are Numba's (CPU); a CuPy input is computed on the host and copied back.
+Arguments are checked with ``scratchvision.validation`` (float32/float64 input only, as
+conv2d; the output is bounded by ``LIMITS["max_elements"]``).
 """
 from __future__ import annotations
 
@@ -18,19 +20,22 @@ from scratchvision import backend
 from scratchvision.autograd.function import Function
 from scratchvision.autograd.gradcheck import register_gradcheck
 from scratchvision.autograd.tensor import Tensor
-from scratchvision.functional.conv import _pair
-from scratchvision.kernels.conv._common import conv_output_size
+from scratchvision.kernels.conv._common import ConvGeometry, conv_geometry, conv_output_size
 from scratchvision.kernels.conv.im2col import col2im, im2col
+from scratchvision.validation import check_array, check_limit, pair
 
 
-def _geometry(kernel_size, dilation, padding, stride):
-    (kh, kw), (dh, dw) = (map(int, _pair(kernel_size, "kernel_size")),
-                          map(int, _pair(dilation, "dilation")))
-    (ph, pw), (sh, sw) = map(int, _pair(padding, "padding")), map(int, _pair(stride, "stride"))
-    if min(kh, kw, dh, dw, sh, sw) < 1 or min(ph, pw) < 0:
-        raise ValueError(f"kernel_size {kernel_size}, dilation {dilation} and stride {stride} "
-                         f"must be positive and padding {padding} non-negative")
-    return kh, kw, sh, sw, ph, pw, dh, dw
+def _window(kernel_size, dilation, padding, stride):
+    """The validated (kernel, stride, padding, dilation) pairs."""
+    return (pair(kernel_size, "kernel_size", minimum=1), pair(stride, "stride", minimum=1),
+            pair(padding, "padding", minimum=0), pair(dilation, "dilation", minimum=1))
+
+
+def _conv_geometry(window, hw) -> ConvGeometry:
+    """The ConvGeometry of the window sliding over an image of size ``hw``."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = window
+    oh, ow = conv_output_size(hw[0], kh, sh, ph, dh), conv_output_size(hw[1], kw, sw, pw, dw)
+    return conv_geometry((kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow))
 
 
 def _on_host(fn, a, *args):
@@ -40,21 +45,18 @@ def _on_host(fn, a, *args):
     return fn(np.ascontiguousarray(a), *args)
 
 
-def _im2col(x, g):
-    kh, kw, sh, sw, ph, pw, dh, dw = g
+def _im2col(x, window):
     n, c, h, w = x.shape
-    oh, ow = conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw)
-    col = np.empty((n, c * kh * kw, oh * ow), x.dtype)
-    return im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, col)
+    g = _conv_geometry(window, (h, w))
+    col = np.empty((n, c * g.kh * g.kw, g.oh * g.ow), x.dtype)
+    return im2col(x, g, col)
 
 
-def _col2im(col, g, out_hw):
-    kh, kw, sh, sw, ph, pw, dh, dw = g
+def _col2im(col, window, out_hw):
     n, ckk, _ = col.shape
-    h, w = out_hw
-    oh, ow = conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw)
-    gx = np.empty((n, ckk // (kh * kw), h, w), col.dtype)
-    return col2im(col.reshape(n, ckk, oh * ow), kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx)
+    g = _conv_geometry(window, out_hw)
+    gx = np.empty((n, ckk // (g.kh * g.kw), *out_hw), col.dtype)
+    return col2im(col.reshape(n, ckk, g.oh * g.ow), g, gx)
 
 
 class Unfold(Function):
@@ -80,30 +82,33 @@ def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tenso
 
     ``L = oh*ow`` with ``oh = (H + 2*ph - dh*(kh-1) - 1) // sh + 1`` (likewise ow)."""
     x = input if isinstance(input, Tensor) else Tensor(input)
-    if x.ndim != 4:
-        raise ValueError(f"unfold: expects a (N, C, H, W) input, got shape {x.shape}")
-    g = _geometry(kernel_size, dilation, padding, stride)
-    kh, kw, sh, sw, ph, pw, dh, dw = g
+    check_array(x.data, "unfold: input", ndim=4, layout="(N, C, H, W)")
+    window = _window(kernel_size, dilation, padding, stride)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = window
     for size, k, s, p, d, name in ((x.shape[2], kh, sh, ph, dh, "height"),
                                    (x.shape[3], kw, sw, pw, dw, "width")):
         if conv_output_size(size, k, s, p, d) < 1:
             raise ValueError(f"unfold: the input {name} {size} (padding {p}) is smaller than "
                              f"the dilated kernel {d * (k - 1) + 1}")
-    return Unfold.apply(x, geometry=g)
+    g = _conv_geometry(window, x.shape[2:])
+    check_limit((x.shape[0], x.shape[1] * kh * kw, g.oh * g.ow), "unfold's output")
+    return Unfold.apply(x, geometry=window)
 
 
 def fold(input: Tensor, output_size, kernel_size, dilation=1, padding=0,  # noqa: A002
          stride=1) -> Tensor:
     """The adjoint of ``unfold``: (N, C*kh*kw, L) -> (N, C, H, W), overlapping values summed."""
     col = input if isinstance(input, Tensor) else Tensor(input)
-    g = _geometry(kernel_size, dilation, padding, stride)
-    kh, kw, sh, sw, ph, pw, dh, dw = g
-    h, w = map(int, _pair(output_size, "output_size"))
-    oh, ow = conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw)
-    if col.ndim != 3 or col.shape[1] % (kh * kw) or col.shape[2] != oh * ow:
+    check_array(col.data, "fold: input", ndim=3, layout="(N, C*kh*kw, L)")
+    window = _window(kernel_size, dilation, padding, stride)
+    h, w = pair(output_size, "output_size", minimum=1)
+    g = _conv_geometry(window, (h, w))
+    kh, kw, oh, ow = g.kh, g.kw, g.oh, g.ow
+    if col.shape[1] % (kh * kw) or col.shape[2] != oh * ow:
         raise ValueError(f"fold: expects (N, C*{kh}*{kw}, {oh * ow}) for output_size {(h, w)}, "
                          f"got shape {col.shape}")
-    return Fold.apply(col, geometry=g, out_hw=(h, w))
+    check_limit((col.shape[0], col.shape[1] // (kh * kw), h, w), "fold's output")
+    return Fold.apply(col, geometry=window, out_hw=(h, w))
 
 
 @register_gradcheck("unfold_fold")

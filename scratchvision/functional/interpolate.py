@@ -26,24 +26,25 @@ _LINEAR_MODES = ("linear", "bilinear", "bicubic", "trilinear")
 
 
 class Interpolate(Function):
-    def forward(self, x, size, scales, mode, align_corners):
-        self.x_shape, self.scales = x.shape, scales
+    def forward(self, x, size, scales, mode, align_corners, *, impl=None):
+        self.x_shape, self.scales, self.impl = x.shape, scales, impl
         self.mode, self.align_corners = mode, align_corners
         if mode == "bilinear":
-            return K.bilinear_forward(x, size, align_corners, scales)
-        return K.nearest_forward(x, size, scales)
+            return K.bilinear_forward(x, size, align_corners, scales, impl=impl)
+        return K.nearest_forward(x, size, scales, impl=impl)
 
     def backward(self, gy):
         if self.mode == "bilinear":
-            gx = K.bilinear_backward(gy, self.x_shape, self.align_corners, self.scales)
+            gx = K.bilinear_backward(gy, self.x_shape, self.align_corners, self.scales,
+                                     impl=self.impl)
         else:
-            gx = K.nearest_backward(gy, self.x_shape, self.scales)
+            gx = K.nearest_backward(gy, self.x_shape, self.scales, impl=self.impl)
         return (gx,) + (None,) * (len(self.needs_input_grad) - 1)
 
 
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",  # noqa: A002
                 align_corners: bool | None = None, recompute_scale_factor: bool | None = None,
-                antialias: bool = False) -> Tensor:
+                antialias: bool = False, *, impl: str | None = None) -> Tensor:
     """Resize a batch of images (N, C, H, W) by nearest or bilinear interpolation.
 
     Parameters
@@ -60,10 +61,18 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     recompute_scale_factor : with ``scale_factor``, True makes the kernel step by
         ``H / out_h`` (from the rounded size) instead of ``1 / scale_factor``.
     antialias : not supported (False only), as torch's default.
+    impl : None (the default: 'cpu' on NumPy data, 'cuda' on CuPy data) or a kernel version
+        of ``kernels.interpolate.VERSIONS.impls`` ('reference', 'cpu', 'cuda',
+        'cuda_atomic'), used by the forward and the backward pass (scratchvision extension).
 
     Returns
     -------
     Tensor (N, C, out_h, out_w).
+
+    Raises
+    ------
+    LimitError (a ValueError) when the output would exceed
+    ``scratchvision.validation.LIMITS["max_elements"]`` (e.g. ``scale_factor=1e6``).
     """
     if mode not in _MODES:
         raise ValueError(f"interpolate: mode {mode!r} is not supported; use one of {_MODES}")
@@ -80,7 +89,7 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
                          f"got shape {tuple(input.shape)}")
     out, scales = K.resolve_output_size(tuple(input.shape[2:]), size, scale_factor,
                                         recompute_scale_factor)
-    return Interpolate.apply(input, out, scales, mode, bool(align_corners))
+    return Interpolate.apply(input, out, scales, mode, bool(align_corners), impl=impl)
 
 
 # ------------------------------------------------------------------------- gradchecks

@@ -3,7 +3,10 @@ adaptive_avg_pool2d, adaptive_max_pool2d, as in ``torch.nn.functional``.
 
 Each op but adaptive_max_pool2d is a thin ``Function`` over ``scratchvision.kernels.pool``
 (reference, Numba CPU and CUDA versions; the kernels validate arguments and explain the
-window arithmetic).
+window arithmetic). Those ops take ``impl=`` (keyword-only, a scratchvision extension):
+None, the default, runs 'cpu' on NumPy data and 'cuda' on CuPy data; 'reference', 'cpu',
+'cuda' or 'cuda_atomic' (``kernels.pool.VERSIONS.impls``) forces that kernel version for
+the forward and the backward pass; any other name is a ValueError listing them.
 Inputs are (N, C, H, W) or unbatched (C, H, W), float32 or float64.
 
 Backward passes:
@@ -27,6 +30,7 @@ from scratchvision.autograd.function import Function, xp_of
 from scratchvision.autograd.gradcheck import register_gradcheck
 from scratchvision.autograd.tensor import Tensor
 from scratchvision.kernels import pool as K
+from scratchvision.validation import check_images, check_limit
 
 __all__ = ["adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool2d", "max_pool2d",
            "max_unpool2d"]
@@ -44,11 +48,11 @@ def _batched(x, name: str = "input"):
 class MaxPool2d(Function):
     """y, indices = max over windows; backward routes gy to the argmax."""
 
-    def forward(self, x, kernel_size, stride, padding, dilation, ceil_mode):
+    def forward(self, x, kernel_size, stride, padding, dilation, ceil_mode, *, impl=None):
         x4, self.unbatched = _batched(x)
         self.args = (kernel_size, stride, padding, dilation, ceil_mode)
-        self.x_shape = x4.shape
-        y, self.indices = K.max_pool2d_forward(x4, *self.args)
+        self.x_shape, self.impl = x4.shape, impl
+        y, self.indices = K.max_pool2d_forward(x4, *self.args, impl=impl)
         if self.unbatched:
             y, self.indices = y[0], self.indices[0]
         return y
@@ -57,34 +61,36 @@ class MaxPool2d(Function):
         idx = self.indices
         if self.unbatched:
             gy, idx = gy[None], idx[None]
-        gx = K.max_pool2d_backward(gy, idx, self.x_shape, *self.args)
+        gx = K.max_pool2d_backward(gy, idx, self.x_shape, *self.args, impl=self.impl)
         return (gx[0] if self.unbatched else gx,) + (None,) * (len(self.needs_input_grad) - 1)
 
 
 class AvgPool2d(Function):
     def forward(self, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                divisor_override):
+                divisor_override, *, impl=None):
         x4, self.unbatched = _batched(x)
         self.args = (kernel_size, stride, padding, ceil_mode, count_include_pad,
                      divisor_override)
-        self.x_shape = x4.shape
-        y = K.avg_pool2d_forward(x4, *self.args)
+        self.x_shape, self.impl = x4.shape, impl
+        y = K.avg_pool2d_forward(x4, *self.args, impl=impl)
         return y[0] if self.unbatched else y
 
     def backward(self, gy):
-        gx = K.avg_pool2d_backward(gy[None] if self.unbatched else gy, self.x_shape, *self.args)
+        gx = K.avg_pool2d_backward(gy[None] if self.unbatched else gy, self.x_shape, *self.args,
+                                   impl=self.impl)
         return (gx[0] if self.unbatched else gx,) + (None,) * (len(self.needs_input_grad) - 1)
 
 
 class AdaptiveAvgPool2d(Function):
-    def forward(self, x, output_size):
+    def forward(self, x, output_size, *, impl=None):
         x4, self.unbatched = _batched(x)
-        self.x_shape = x4.shape
-        y = K.adaptive_avg_pool2d_forward(x4, output_size)
+        self.x_shape, self.impl = x4.shape, impl
+        y = K.adaptive_avg_pool2d_forward(x4, output_size, impl=impl)
         return y[0] if self.unbatched else y
 
     def backward(self, gy):
-        gx = K.adaptive_avg_pool2d_backward(gy[None] if self.unbatched else gy, self.x_shape)
+        gx = K.adaptive_avg_pool2d_backward(gy[None] if self.unbatched else gy, self.x_shape,
+                                            impl=self.impl)
         return (gx[0] if self.unbatched else gx,) + (None,) * (len(self.needs_input_grad) - 1)
 
 
@@ -94,11 +100,13 @@ class AdaptiveMaxPool2d(Function):
 
     def forward(self, x, output_size):
         x4, self.unbatched = _batched(x)
-        K._check_input(x4)
+        check_images(x4)
         if x4.shape[1] == 0:
             raise ValueError(f"adaptive_max_pool2d: expected input to have non-zero size for "
                              f"non-batch dimensions, got shape {tuple(x.shape)}")
         oh, ow = K.adaptive_output_size(x4.shape, output_size)
+        check_limit(x4.shape[:2] + (oh, ow), f"adaptive_max_pool2d's output (output_size "
+                                             f"{(oh, ow)})")
         xp = xp_of(x4)
         n, c, h, w = x4.shape
         y = xp.empty((n, c, oh, ow), x4.dtype)
@@ -135,22 +143,25 @@ class AdaptiveMaxPool2d(Function):
 
 
 class MaxUnpool2d(Function):
-    def forward(self, x, indices, output_size):
+    def forward(self, x, indices, output_size, *, impl=None):
         x4, self.unbatched = _batched(x)
         if indices.shape != x.shape:
             raise ValueError(f"max_unpool2d: indices shape {tuple(indices.shape)} must equal "
                              f"input shape {tuple(x.shape)}")
         self.indices = indices[None] if self.unbatched else indices
-        y = K.max_unpool2d_forward(x4, self.indices, output_size)
+        self.impl = impl
+        y = K.max_unpool2d_forward(x4, self.indices, output_size, impl=impl)
         return y[0] if self.unbatched else y
 
     def backward(self, gy):
-        gx = K.max_unpool2d_backward(gy[None] if self.unbatched else gy, self.indices)
+        gx = K.max_unpool2d_backward(gy[None] if self.unbatched else gy, self.indices,
+                                     impl=self.impl)
         return (gx[0] if self.unbatched else gx,) + (None,) * (len(self.needs_input_grad) - 1)
 
 
 def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,  # noqa: A002
-               ceil_mode: bool = False, return_indices: bool = False):
+               ceil_mode: bool = False, return_indices: bool = False, *,
+               impl: str | None = None):
     """2-D max pooling over (N, C, H, W) or (C, H, W) input.
 
     Parameters
@@ -164,6 +175,8 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,  
         in the right padding alone is dropped).
     return_indices : also return the argmax of each window as a flat index ``h * W + w``
         into its (n, c) plane (input to ``max_unpool2d``).
+    impl : None or a kernel version ('reference', 'cpu', 'cuda', 'cuda_atomic'; see the
+        module docstring), for the forward and the backward pass.
 
     Returns
     -------
@@ -172,7 +185,7 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,  
     and an int64 Tensor of indices of the same shape when ``return_indices``.
     """
     fn = MaxPool2d()
-    y = fn.run(input, kernel_size, stride, padding, dilation, ceil_mode)
+    y = fn.run(input, kernel_size, stride, padding, dilation, ceil_mode, impl=impl)
     if return_indices:
         return y, Tensor._make(fn.indices, False)
     return y
@@ -180,7 +193,7 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,  
 
 def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0,  # noqa: A002
                ceil_mode: bool = False, count_include_pad: bool = True,
-               divisor_override: int | None = None) -> Tensor:
+               divisor_override: int | None = None, *, impl: str | None = None) -> Tensor:
     """2-D average pooling over (N, C, H, W) or (C, H, W) input.
 
     Parameters
@@ -193,16 +206,19 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0,  # noqa: A002
         overhang of a ceil-mode window past the padding); False divides by the number of
         real input cells in the window.
     divisor_override : divide every window sum by this int instead.
+    impl : None or a kernel version ('reference', 'cpu', 'cuda', 'cuda_atomic'; see the
+        module docstring), for the forward and the backward pass.
 
     Returns
     -------
     Tensor (N, C, out_h, out_w), ``out = floor((H + 2*padding - kernel_size) / stride) + 1``.
     """
     return AvgPool2d.apply(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                           divisor_override)
+                           divisor_override, impl=impl)
 
 
-def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:  # noqa: A002
+def adaptive_avg_pool2d(input: Tensor, output_size, *,  # noqa: A002
+                        impl: str | None = None) -> Tensor:
     """Average pooling to a fixed grid of ``output_size`` bins, whatever the input size.
 
     Bin ``i`` of an axis of length H covers rows ``floor(i*H/oh)`` to
@@ -212,12 +228,14 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:  # noqa: A002
     ----------
     input : (N, C, H, W) or (C, H, W) Tensor.
     output_size : int or (oh, ow); a None entry keeps that input size.
+    impl : None or a kernel version ('reference', 'cpu', 'cuda', 'cuda_atomic'; see the
+        module docstring), for the forward and the backward pass.
 
     Returns
     -------
     Tensor (N, C, oh, ow).
     """
-    return AdaptiveAvgPool2d.apply(input, output_size)
+    return AdaptiveAvgPool2d.apply(input, output_size, impl=impl)
 
 
 def adaptive_max_pool2d(input: Tensor, output_size,  # noqa: A002
@@ -252,7 +270,7 @@ def adaptive_max_pool2d(input: Tensor, output_size,  # noqa: A002
 
 
 def max_unpool2d(input: Tensor, indices, kernel_size, stride=None, padding=0,  # noqa: A002
-                 output_size=None) -> Tensor:
+                 output_size=None, *, impl: str | None = None) -> Tensor:
     """Partial inverse of ``max_pool2d``: each value goes back to the cell its argmax index
     names, every other cell is zero (the unpooling of DeconvNet / SegNet).
 
@@ -265,6 +283,8 @@ def max_unpool2d(input: Tensor, indices, kernel_size, stride=None, padding=0,  #
         for the default output size ``(H - 1) * stride - 2 * padding + kernel_size``.
     output_size : (h, w) or (N, C, h, w), to undo the rounding of the pooling (e.g. an odd
         input size); must lie strictly within ``default ± stride``.
+    impl : None or a kernel version ('reference', 'cpu', 'cuda', 'cuda_atomic'; see the
+        module docstring), for the forward and the backward pass.
 
     Returns
     -------
@@ -275,7 +295,7 @@ def max_unpool2d(input: Tensor, indices, kernel_size, stride=None, padding=0,  #
         raise ValueError(f"max_unpool2d: input must be (N, C, H, W) or (C, H, W), got shape "
                          f"{tuple(input.shape)}")
     out = K.unpool_output_size(x_shape, kernel_size, stride, padding, output_size)
-    return MaxUnpool2d.apply(input, indices, out)
+    return MaxUnpool2d.apply(input, indices, out, impl=impl)
 
 
 # ------------------------------------------------------------------------- gradchecks

@@ -24,11 +24,11 @@ Sizes: ``conv``: ``out = (in + 2p - d(k-1) - 1) // s + 1``; ``transposed``:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from scratchvision.kernels import conv as K
+from scratchvision.validation import pair
 
 __all__ = ["ConvDiagram", "conv_arithmetic", "conv_arithmetic_maps"]
 
@@ -52,19 +52,6 @@ class ConvDiagram:
     params: dict
 
 
-def _pair(v, name, minimum=0):
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        out = (int(v), int(v))
-    elif isinstance(v, Sequence) and len(v) == 2 and all(isinstance(a, (int, np.integer))
-                                                         for a in v):
-        out = (int(v[0]), int(v[1]))
-    else:
-        raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}")
-    if min(out) < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {v!r}")
-    return out
-
-
 def _onehot(out_size, cell):
     gy = np.zeros((1, 1) + tuple(out_size))
     gy[0, 0, cell[0], cell[1]] = 1.0
@@ -76,9 +63,10 @@ def conv_arithmetic_maps(kind: str, in_size, kernel, stride=1, padding=0, dilati
     """Compute (without drawing) what ``conv_arithmetic`` draws; see the module docstring."""
     if kind not in ("conv", "transposed"):
         raise ValueError(f"kind must be 'conv' or 'transposed', got {kind!r}")
-    hw, k = _pair(in_size, "in_size", 1), _pair(kernel, "kernel", 1)
-    s, p = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
-    d, op = _pair(dilation, "dilation", 1), _pair(output_padding, "output_padding", 0)
+    hw, k = pair(in_size, "in_size", minimum=1), pair(kernel, "kernel", minimum=1)
+    s, p = pair(stride, "stride", minimum=1), pair(padding, "padding", minimum=0)
+    d = pair(dilation, "dilation", minimum=1)
+    op = pair(output_padding, "output_padding", minimum=0)
     ones = np.ones((1, 1) + k)
     x_shape = (1, 1) + hw
     params = dict(kernel=k, stride=s, padding=p, dilation=d, output_padding=op)
@@ -90,7 +78,7 @@ def conv_arithmetic_maps(kind: str, in_size, kernel, stride=1, padding=0, dilati
         out = tuple(K.conv_transpose2d_output_shape(x_shape, ones.shape, s, p, op, 1, d)[2:])
     if min(out) < 1:
         raise ValueError(f"{kind} of input {hw} with {params} has an empty output {out}")
-    cell = (0, 0) if out_cell is None else _pair(out_cell, "out_cell", 0)
+    cell = (0, 0) if out_cell is None else pair(out_cell, "out_cell", minimum=0)
     if cell[0] >= out[0] or cell[1] >= out[1]:
         raise ValueError(f"out_cell {cell} is outside the output of size {out}")
     gy = _onehot(out, cell)

@@ -4,10 +4,38 @@ One output pixel ``oy`` of a convolution reads input row ``iy = oy*stride - pad 
 for kernel tap ``i``. A tap contributes only when ``0 <= iy < H`` (outside is the zero
 padding), which for a fixed tap holds for one contiguous range of ``oy``. The kernels
 compute that range once per tap (``valid_range``) so their inner loops carry no branch.
+
+The compiled kernels take the geometry of one call as a single ``ConvGeometry`` (a
+NamedTuple of ints, which Numba passes by value) instead of ten positional scalars.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from numba import njit
+
+
+class ConvGeometry(NamedTuple):
+    """The index arithmetic of one convolution: kernel ``kh x kw``, stride ``(sh, sw)``,
+    padding ``(ph, pw)``, dilation ``(dh, dw)`` and the output size ``oh x ow``."""
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    ph: int
+    pw: int
+    dh: int
+    dw: int
+    oh: int
+    ow: int
+
+
+def conv_geometry(kernel_hw, stride, padding, dilation, out_hw) -> ConvGeometry:
+    """``ConvGeometry`` from ``(kh, kw)`` and the ``(h, w)`` pairs of one call."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = (kernel_hw, stride, padding, dilation,
+                                                        out_hw)
+    return ConvGeometry(int(kh), int(kw), int(sh), int(sw), int(ph), int(pw), int(dh),
+                        int(dw), int(oh), int(ow))
 
 
 def conv_output_size(size: int, k: int, stride: int, pad: int, dilation: int) -> int:

@@ -36,8 +36,14 @@ the divisions are not what limits it. The taps loop is what made im2col 4x faste
   its ``Cg*kh*kw`` products for the forward pass; one thread per input pixel gathering
   ``w * gy`` over the outputs that read it for the input gradient.
 
+**Arguments.** Every kernel takes the geometry of the call as the ten fields of a
+``ConvGeometry`` (``kh, kw, sh, sw, ph, pw, dh, dw, oh, ow``, in that order), built once
+by ``conv_geometry`` and passed as ``*geom``: unlike the CPU kernels, which take the
+NamedTuple itself, these are launched by ``cuda_support``, whose CuPy launcher passes
+arrays and scalars only.
+
 Chunks of images keep the column matrix under the same workspace limit as on the CPU
-(``im2col.batch_chunk``). Under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) these
+(``im2col.column_chunk``). Under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) these
 kernels run on NumPy arrays (``get_array_module`` gives numpy, the GEMM is numpy's),
 which is how CI tests them without a GPU. Accumulators are float64 in every dtype
 (cheap next to the loads).
@@ -50,8 +56,8 @@ import numpy as np
 from numba import cuda
 
 from scratchvision.backend import get_array_module
-from scratchvision.kernels.conv._common import conv_output_size
-from scratchvision.kernels.conv.im2col import batch_chunk
+from scratchvision.kernels.conv._common import ConvGeometry, conv_geometry, conv_output_size
+from scratchvision.kernels.conv.im2col import column_chunk
 from scratchvision.kernels.cuda_support import launch, launch_planes
 
 
@@ -142,12 +148,11 @@ def _col2im_atomic_kernel(col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx):
 
 
 @cuda.jit
-def _direct_forward_kernel(x, W, sh, sw, ph, pw, dh, dw, groups, y):
+def _direct_forward_kernel(x, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, groups, y):
     """y (N, Co, oh, ow) without bias: one thread per output pixel."""
     idx = cuda.grid(1)
     N, C, H, Wd = x.shape
-    Co, Cg, kh, kw = W.shape
-    oh, ow = y.shape[2], y.shape[3]
+    Co, Cg = W.shape[0], W.shape[1]
     if idx >= N * Co * oh * ow:
         return
     # idx -> (n, o, oy, ox)
@@ -155,10 +160,10 @@ def _direct_forward_kernel(x, W, sh, sw, ph, pw, dh, dw, groups, y):
     oy = (idx // ow) % oh
     o = (idx // (ow * oh)) % Co
     n = idx // (ow * oh * Co)
-    g = o // (Co // groups)
+    grp = o // (Co // groups)
     acc = 0.0
     for cl in range(Cg):
-        c = g * Cg + cl
+        c = grp * Cg + cl
         for i in range(kh):
             iy = oy * sh - ph + i * dh
             if iy < 0 or iy >= H:
@@ -171,12 +176,11 @@ def _direct_forward_kernel(x, W, sh, sw, ph, pw, dh, dw, groups, y):
 
 
 @cuda.jit
-def _direct_backward_input_kernel(gy, W, sh, sw, ph, pw, dh, dw, groups, gx):
+def _direct_backward_input_kernel(gy, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, groups, gx):
     """gx (N, C, H, W): one thread per input pixel gathers w * gy over the outputs it fed."""
     idx = cuda.grid(1)
     N, C, H, Wd = gx.shape
-    Co, Cg, kh, kw = W.shape
-    oh, ow = gy.shape[2], gy.shape[3]
+    Co, Cg = W.shape[0], W.shape[1]
     if idx >= N * C * H * Wd:
         return
     # idx -> (n, c, h, w)
@@ -185,11 +189,11 @@ def _direct_backward_input_kernel(gy, W, sh, sw, ph, pw, dh, dw, groups, gx):
     c = (idx // (Wd * H)) % C
     n = idx // (Wd * H * C)
     Cog = Co // groups
-    g = c // Cg
+    grp = c // Cg
     cl = c % Cg
     acc = 0.0
     for ol in range(Cog):
-        o = g * Cog + ol
+        o = grp * Cog + ol
         for i in range(kh):
             ty = h + ph - i * dh
             if ty < 0 or ty % sh != 0 or ty // sh >= oh:
@@ -213,7 +217,7 @@ class _Workspace:
     is contiguous."""
 
     def __init__(self, xp, dtype, rows, out_rows, P, n_images):
-        self.chunk = batch_chunk(rows * P * np.dtype(dtype).itemsize, n_images)
+        self.chunk = column_chunk(rows, P, np.dtype(dtype).itemsize, n_images)
         self.rows, self.out_rows, self.P, self.n_images = rows, out_rows, P, n_images
         self.col = xp.empty(rows * self.chunk * P, dtype)
         self.out = xp.empty(out_rows * self.chunk * P, dtype)
@@ -226,12 +230,11 @@ class _Workspace:
                    self.out[:self.out_rows * nb * self.P].reshape(self.out_rows, nb * self.P))
 
 
-def _im2col(x, kh, kw, stride, padding, dilation, oh, ow, col):
+def _im2col(x, g: ConvGeometry, col):
     """Fill col (C*kh*kw, nb*oh*ow) from the images x (nb, C, H, W)."""
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     nb, C = x.shape[0], x.shape[1]
-    launch_planes(_im2col_kernel, oh * ow, nb, C, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow,
-                  col.reshape(col.shape[0], nb, oh * ow))
+    launch_planes(_im2col_kernel, g.oh * g.ow, nb, C, x, *g,
+                  col.reshape(col.shape[0], nb, g.oh * g.ow))
 
 
 def _transpose_gy(gy, n0, nb, gy_t):
@@ -244,14 +247,14 @@ def conv2d_forward(x, W, b, stride, padding, dilation, groups):
     """y = conv2d(x, W) + b on the GPU (im2col + one cuBLAS GEMM per group and chunk, or
     direct for depthwise)."""
     xp = get_array_module(x)
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     N, C = x.shape[0], x.shape[1]
     Co, Cg, kh, kw = W.shape
-    oh = conv_output_size(x.shape[2], kh, sh, ph, dh)
-    ow = conv_output_size(x.shape[3], kw, sw, pw, dw)
+    oh = conv_output_size(x.shape[2], kh, stride[0], padding[0], dilation[0])
+    ow = conv_output_size(x.shape[3], kw, stride[1], padding[1], dilation[1])
+    geom = conv_geometry((kh, kw), stride, padding, dilation, (oh, ow))
     y = xp.empty((N, Co, oh, ow), x.dtype)
     if _use_direct(W.shape, groups):
-        launch(_direct_forward_kernel, y.size, x, W, sh, sw, ph, pw, dh, dw, groups, y)
+        launch(_direct_forward_kernel, y.size, x, W, *geom, groups, y)
         if b is not None:
             y += b.reshape(1, Co, 1, 1)
         return y
@@ -259,7 +262,7 @@ def conv2d_forward(x, W, b, stride, padding, dilation, groups):
     Wm = W.reshape(G, Cog, R)
     ws = _Workspace(xp, x.dtype, C * kh * kw, Co, P, N)
     for n0, nb, col, out in ws.chunks():
-        _im2col(x[n0:n0 + nb], kh, kw, stride, padding, dilation, oh, ow, col)
+        _im2col(x[n0:n0 + nb], geom, col)
         for g in range(G):       # (Cog, R) @ (R, nb*P): rows g*Cog.. of the output
             xp.matmul(Wm[g], col[g * R:(g + 1) * R], out=out[g * Cog:(g + 1) * Cog])
         y_chunk = out.reshape(Co, nb, oh, ow).transpose(1, 0, 2, 3)   # (nb, Co, oh, ow)
@@ -282,14 +285,13 @@ def conv2d_backward_input_atomic(gy, W, x_shape, stride, padding, dilation, grou
 
 def _backward_input(gy, W, x_shape, stride, padding, dilation, groups, atomic):
     xp = get_array_module(gy)
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     N, C = x_shape[0], x_shape[1]
     Co, Cg, kh, kw = W.shape
     oh, ow = gy.shape[2], gy.shape[3]
+    geom = conv_geometry((kh, kw), stride, padding, dilation, (oh, ow))
     if _use_direct(W.shape, groups):
         gx = xp.empty(x_shape, gy.dtype)
-        launch(_direct_backward_input_kernel, gx.size, gy, W, sh, sw, ph, pw, dh, dw, groups,
-               gx)
+        launch(_direct_backward_input_kernel, gx.size, gy, W, *geom, groups, gx)
         return gx
     gx = (xp.zeros if atomic else xp.empty)(x_shape, gy.dtype)
     G, Cog, R, P = groups, Co // groups, Cg * kh * kw, oh * ow
@@ -301,11 +303,10 @@ def _backward_input(gy, W, x_shape, stride, padding, dilation, groups, atomic):
             xp.matmul(Wm[g].T, gy_t[g * Cog:(g + 1) * Cog], out=gcol[g * R:(g + 1) * R])
         gcol3 = gcol.reshape(C * kh * kw, nb, P)
         if atomic:
-            launch_planes(_col2im_atomic_kernel, P, nb, C, gcol3, kh, kw, sh, sw, ph, pw,
-                          dh, dw, oh, ow, gx[n0:n0 + nb])
+            launch_planes(_col2im_atomic_kernel, P, nb, C, gcol3, *geom, gx[n0:n0 + nb])
         else:
-            launch_planes(_col2im_kernel, x_shape[2] * x_shape[3], nb, C, gcol3, kh, kw, sh,
-                          sw, ph, pw, dh, dw, oh, ow, gx[n0:n0 + nb])
+            launch_planes(_col2im_kernel, x_shape[2] * x_shape[3], nb, C, gcol3, *geom,
+                          gx[n0:n0 + nb])
     return gx
 
 
@@ -316,10 +317,11 @@ def conv2d_backward_weight(gy, x, W_shape, stride, padding, dilation, groups):
     Co, Cg, kh, kw = W_shape
     oh, ow = gy.shape[2], gy.shape[3]
     G, Cog, R, P = groups, Co // groups, Cg * kh * kw, oh * ow
+    geom = conv_geometry((kh, kw), stride, padding, dilation, (oh, ow))
     gW = xp.empty((Co, R), x.dtype)
     ws = _Workspace(xp, x.dtype, C * kh * kw, Co, P, N)
     for n0, nb, col, gy_t in ws.chunks():
-        _im2col(x[n0:n0 + nb], kh, kw, stride, padding, dilation, oh, ow, col)
+        _im2col(x[n0:n0 + nb], geom, col)
         _transpose_gy(gy, n0, nb, gy_t)
         for g in range(G):       # (Cog, nb*P) @ (nb*P, R); cuBLAS reads col^T in place
             rows = slice(g * Cog, (g + 1) * Cog)

@@ -30,15 +30,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange, uint64
 
-from scratchvision.kernels.conv._common import conv_output_size, valid_range
+from scratchvision.kernels.conv._common import ConvGeometry, conv_geometry, conv_output_size, \
+    valid_range
 
 
 @njit(parallel=True, cache=True)
-def _forward(x, W, sh, sw, ph, pw, dh, dw, groups, y):
+def _forward(x, W, g: ConvGeometry, groups, y):
     """y (N, Co, oh, ow) = direct convolution of x with W (no bias)."""
+    kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = g
     N, C, H, Wd = x.shape
-    Co, Cg, kh, kw = W.shape
-    oh, ow = y.shape[2], y.shape[3]
+    Co, Cg = W.shape[0], W.shape[1]
     Cog = Co // groups
     xf = x.reshape(N * C, H * Wd)               # planes as flat rows: no per-row views
     yf = y.reshape(N * Co, oh * ow)
@@ -46,11 +47,11 @@ def _forward(x, W, sh, sw, ph, pw, dh, dw, groups, y):
         # t -> (n, o): one output plane
         n = t // Co
         o = t % Co
-        g = o // Cog
+        grp = o // Cog
         out = yf[t]
         out[:] = 0
         for cl in range(Cg):
-            src = xf[n * C + g * Cg + cl]        # input channel: local index cl in group g
+            src = xf[n * C + grp * Cg + cl]      # input channel: local index cl in group grp
             for i in range(kh):
                 oy_lo, oy_hi = valid_range(oh, H, sh, ph, i * dh)
                 for j in range(kw):
@@ -74,11 +75,11 @@ def _forward(x, W, sh, sw, ph, pw, dh, dw, groups, y):
 
 
 @njit(parallel=True, cache=True)
-def _backward_input(gy, W, sh, sw, ph, pw, dh, dw, groups, gx):
+def _backward_input(gy, W, g: ConvGeometry, groups, gx):
     """gx (N, C, H, W): each input plane gathers w * gy from every output it fed."""
+    kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = g
     N, C, H, Wd = gx.shape
-    Co, Cg, kh, kw = W.shape
-    oh, ow = gy.shape[2], gy.shape[3]
+    Co, Cg = W.shape[0], W.shape[1]
     Cog = Co // groups
     gyf = gy.reshape(N * Co, oh * ow)
     gxf = gx.reshape(N * C, H * Wd)
@@ -86,12 +87,12 @@ def _backward_input(gy, W, sh, sw, ph, pw, dh, dw, groups, gx):
         # t -> (n, c): one input plane, owned by one thread
         n = t // C
         c = t % C
-        g = c // Cg
+        grp = c // Cg
         cl = c % Cg
         plane = gxf[t]
         plane[:] = 0
         for ol in range(Cog):
-            o = g * Cog + ol                    # every output channel of c's group read c
+            o = grp * Cog + ol                  # every output channel of c's group read c
             src = gyf[n * Co + o]
             for i in range(kh):
                 oy_lo, oy_hi = valid_range(oh, H, sh, ph, i * dh)
@@ -114,11 +115,11 @@ def _backward_input(gy, W, sh, sw, ph, pw, dh, dw, groups, gx):
 
 
 @njit(parallel=True, cache=True)
-def _backward_weight(gy, x, sh, sw, ph, pw, dh, dw, groups, gW):
+def _backward_weight(gy, x, g: ConvGeometry, groups, gW):
     """gW (Co, Cg, kh, kw): each weight sums gy * x over the batch and the output pixels."""
+    kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = g
     N, C, H, Wd = x.shape
-    Co, Cg, kh, kw = gW.shape
-    oh, ow = gy.shape[2], gy.shape[3]
+    Co, Cg = gW.shape[0], gW.shape[1]
     Cog = Co // groups
     xf = x.reshape(N * C, H * Wd)
     gyf = gy.reshape(N * Co, oh * ow)
@@ -138,17 +139,17 @@ def _backward_weight(gy, x, sh, sw, ph, pw, dh, dw, groups, gW):
                 lanes[:] = 0.0
                 for n in range(N):
                     src = xf[n * C + c]
-                    g = gyf[n * Co + o]
+                    gyo = gyf[n * Co + o]
                     for oy in range(oy_lo, oy_hi):
                         gb = uint64(oy * ow + ox_lo)
                         sb = uint64((oy * sh - ph + i * dh) * Wd + ox_lo * sw + j * dw - pw)
                         if sw == 1:
                             for q in range(m):
-                                lanes[q] += g[gb + q] * src[sb + q]
+                                lanes[q] += gyo[gb + q] * src[sb + q]
                         else:
                             ss = uint64(sw)
                             for q in range(m):
-                                lanes[q] += g[gb + q] * src[sb + q * ss]
+                                lanes[q] += gyo[gb + q] * src[sb + q * ss]
                 acc = 0.0
                 for q in range(m):
                     acc += lanes[q]
@@ -158,11 +159,10 @@ def _backward_weight(gy, x, sh, sw, ph, pw, dh, dw, groups, gW):
 
 def conv2d_forward(x, W, b, stride, padding, dilation, groups):
     """y = conv2d(x, W) + b by direct loops, parallel over output planes."""
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    oh = conv_output_size(x.shape[2], W.shape[2], sh, ph, dh)
-    ow = conv_output_size(x.shape[3], W.shape[3], sw, pw, dw)
+    oh = conv_output_size(x.shape[2], W.shape[2], stride[0], padding[0], dilation[0])
+    ow = conv_output_size(x.shape[3], W.shape[3], stride[1], padding[1], dilation[1])
     y = np.empty((x.shape[0], W.shape[0], oh, ow), x.dtype)
-    _forward(x, W, sh, sw, ph, pw, dh, dw, groups, y)
+    _forward(x, W, conv_geometry(W.shape[2:], stride, padding, dilation, (oh, ow)), groups, y)
     if b is not None:
         y += b.reshape(1, -1, 1, 1)
     return y
@@ -170,13 +170,13 @@ def conv2d_forward(x, W, b, stride, padding, dilation, groups):
 
 def conv2d_backward_input(gy, W, x_shape, stride, padding, dilation, groups):
     """gx by direct loops, parallel over input planes."""
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     gx = np.empty(x_shape, gy.dtype)
-    return _backward_input(gy, W, sh, sw, ph, pw, dh, dw, groups, gx)
+    g = conv_geometry(W.shape[2:], stride, padding, dilation, gy.shape[2:])
+    return _backward_input(gy, W, g, groups, gx)
 
 
 def conv2d_backward_weight(gy, x, W_shape, stride, padding, dilation, groups):
     """gW by direct loops, parallel over weights."""
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     gW = np.empty(W_shape, x.dtype)
-    return _backward_weight(gy, x, sh, sw, ph, pw, dh, dw, groups, gW)
+    g = conv_geometry(W_shape[2:], stride, padding, dilation, gy.shape[2:])
+    return _backward_weight(gy, x, g, groups, gW)

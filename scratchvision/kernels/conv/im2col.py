@@ -24,12 +24,14 @@ near the machine's GEMM peak when ``Cout``, ``Cg*kh*kw`` and ``oh*ow`` are all l
 Memory traffic: ``im2col`` writes ``kh*kw`` times the (strided) input, ``C*kh*kw*oh*ow``
 values per image, and the GEMM reads it back, so for 3x3 layers the column matrix is 9x
 the input; it is wasteful for depthwise layers (``Cg = 1``: a 9x copy to feed GEMMs whose
-inner dimension is only ``kh*kw``), where ``direct.py`` is used instead. A 1x1, stride-1, unpadded convolution
-needs no ``col`` at all: the input already is its column matrix.
+inner dimension is only ``kh*kw``), where ``direct.py`` is used instead. A 1x1, stride-1,
+unpadded convolution needs no ``col`` at all: the input already is its column matrix.
 
 **Workspace.** The column buffer is capped at ``workspace_limit()`` bytes (default
 256 MiB, ``set_workspace_limit``): the batch is processed in chunks of as many images as
-fit (at least one), so memory stays bounded on large inputs. The buffer is kept between
+fit (at least one), so memory stays bounded on large inputs. One image's column matrix
+must itself stay within ``validation.LIMITS["max_elements"]`` (``column_chunk`` raises a
+``LimitError`` before allocating it). The buffer is kept between
 calls (one per thread, dtype and slot; ``release_workspace()`` frees them): a fresh
 ``np.empty`` of tens of MiB costs a page fault per 4 KiB on first touch, about 8% of a
 56x56x64 convolution.
@@ -41,7 +43,9 @@ import threading
 import numpy as np
 from numba import njit, prange, uint64
 
-from scratchvision.kernels.conv._common import conv_output_size, valid_range
+from scratchvision.kernels.conv._common import (ConvGeometry, conv_geometry, conv_output_size,
+                                               valid_range)
+from scratchvision.validation import check_limit
 
 _WORKSPACE_LIMIT = 256 * 2 ** 20
 
@@ -92,9 +96,17 @@ def batch_chunk(bytes_per_image: int, n: int) -> int:
     return int(max(1, min(n, _WORKSPACE_LIMIT // bytes_per_image)))
 
 
+def column_chunk(rows: int, P: int, itemsize: int, n: int) -> int:
+    """Images per chunk for a ``rows x P`` column matrix per image (``batch_chunk``), after
+    checking that one image's matrix is within ``LIMITS["max_elements"]``."""
+    check_limit(rows * P, "conv2d's im2col column matrix for one image")
+    return batch_chunk(rows * P * itemsize, n)
+
+
 @njit(parallel=True, cache=True)
-def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, col):
+def im2col(x, g: ConvGeometry, col):
     """Fill ``col`` (nb, C*kh*kw, oh*ow) with the input pixels each tap reads from ``x``."""
+    kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = g
     nb, C, H, Wd = x.shape
     K = kh * kw
     xf = x.reshape(nb * C, H * Wd)              # planes as flat rows
@@ -136,8 +148,9 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, col):
 
 
 @njit(parallel=True, cache=True)
-def col2im(col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx):
+def col2im(col, g: ConvGeometry, gx):
     """Adjoint of ``im2col``: sum each column entry back onto its input pixel of ``gx``."""
+    kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = g
     nb, C, H, Wd = gx.shape
     gxf = gx.reshape(nb * C, H * Wd)
     for t in prange(nb * C):
@@ -167,36 +180,36 @@ def col2im(col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx):
 
 
 def _geometry(x_shape, W_shape, gy_hw, stride, padding, dilation):
-    """Shared sizes: (N, C, Co, Cg, kh, kw, oh, ow, pointwise)."""
+    """Shared sizes: (N, C, Co, Cg, the ConvGeometry, pointwise)."""
     N, C = x_shape[0], x_shape[1]
     Co, Cg, kh, kw = W_shape
     oh, ow = gy_hw
+    g = conv_geometry((kh, kw), stride, padding, dilation, (oh, ow))
     # A 1x1 kernel at stride 1 without padding reads every pixel once, in order: col == x.
     # (Not when x is larger than the output: conv_transpose2d's output_padding adds rows
     # and columns to the "x" of its col2im that no tap reads.)
     pointwise = kh == 1 and kw == 1 and tuple(stride) == (1, 1) and tuple(padding) == (0, 0) \
         and tuple(x_shape[2:]) == (oh, ow)
-    return N, C, Co, Cg, kh, kw, oh, ow, pointwise
+    return N, C, Co, Cg, g, pointwise
 
 
 def conv2d_forward(x, W, b, stride, padding, dilation, groups):
     """y = conv2d(x, W) + b by im2col + batched GEMM, chunked over the batch."""
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    oh = conv_output_size(x.shape[2], W.shape[2], sh, ph, dh)
-    ow = conv_output_size(x.shape[3], W.shape[3], sw, pw, dw)
-    N, C, Co, Cg, kh, kw, oh, ow, pointwise = _geometry(x.shape, W.shape, (oh, ow), stride,
-                                                        padding, dilation)
-    G, P, R = groups, oh * ow, Cg * kh * kw
+    oh = conv_output_size(x.shape[2], W.shape[2], stride[0], padding[0], dilation[0])
+    ow = conv_output_size(x.shape[3], W.shape[3], stride[1], padding[1], dilation[1])
+    N, C, Co, Cg, g, pointwise = _geometry(x.shape, W.shape, (oh, ow), stride, padding,
+                                           dilation)
+    G, P, R = groups, oh * ow, Cg * g.kh * g.kw
+    chunk = max(N, 1) if pointwise else column_chunk(C * g.kh * g.kw, P, x.itemsize, N)
     y = np.empty((N, Co, oh, ow), x.dtype)
     Wm = W.reshape(G, Co // G, R)                                  # (G, Cog, Cg*kh*kw)
-    chunk = batch_chunk(0 if pointwise else C * kh * kw * P * x.itemsize, N)
-    col = None if pointwise else scratch((chunk, C * kh * kw, P), x.dtype)
+    col = None if pointwise else scratch((chunk, C * g.kh * g.kw, P), x.dtype)
     for n0 in range(0, N, chunk):
         nb = min(chunk, N - n0)
         if pointwise:
             c = x[n0:n0 + nb].reshape(nb, G, R, P)
         else:
-            c = im2col(x[n0:n0 + nb], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, col[:nb])
+            c = im2col(x[n0:n0 + nb], g, col[:nb])
             c = c.reshape(nb, G, R, P)                             # (nb, G, Cg*kh*kw, oh*ow)
         np.matmul(Wm, c, out=y[n0:n0 + nb].reshape(nb, G, Co // G, P))
     if b is not None:
@@ -206,42 +219,40 @@ def conv2d_forward(x, W, b, stride, padding, dilation, groups):
 
 def conv2d_backward_input(gy, W, x_shape, stride, padding, dilation, groups):
     """gx = col2im(W^T @ gy), chunked over the batch."""
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    N, C, Co, Cg, kh, kw, oh, ow, pointwise = _geometry(x_shape, W.shape, gy.shape[2:], stride,
-                                                        padding, dilation)
-    G, P, R = groups, oh * ow, Cg * kh * kw
+    N, C, Co, Cg, g, pointwise = _geometry(x_shape, W.shape, gy.shape[2:], stride, padding,
+                                           dilation)
+    G, P, R = groups, g.oh * g.ow, Cg * g.kh * g.kw
+    chunk = max(N, 1) if pointwise else column_chunk(C * g.kh * g.kw, P, gy.itemsize, N)
     gx = np.empty(x_shape, gy.dtype)
     WmT = W.reshape(G, Co // G, R).transpose(0, 2, 1)             # (G, Cg*kh*kw, Cog)
-    chunk = batch_chunk(0 if pointwise else C * kh * kw * P * gy.itemsize, N)
-    gcol = None if pointwise else scratch((chunk, C * kh * kw, P), gy.dtype)
+    gcol = None if pointwise else scratch((chunk, C * g.kh * g.kw, P), gy.dtype)
     for n0 in range(0, N, chunk):
         nb = min(chunk, N - n0)
-        g = gy[n0:n0 + nb].reshape(nb, G, Co // G, P)
+        gyc = gy[n0:n0 + nb].reshape(nb, G, Co // G, P)
         if pointwise:
-            np.matmul(WmT, g, out=gx[n0:n0 + nb].reshape(nb, G, R, P))
+            np.matmul(WmT, gyc, out=gx[n0:n0 + nb].reshape(nb, G, R, P))
         else:
-            np.matmul(WmT, g, out=gcol[:nb].reshape(nb, G, R, P))
-            col2im(gcol[:nb], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx[n0:n0 + nb])
+            np.matmul(WmT, gyc, out=gcol[:nb].reshape(nb, G, R, P))
+            col2im(gcol[:nb], g, gx[n0:n0 + nb])
     return gx
 
 
 def conv2d_backward_weight(gy, x, W_shape, stride, padding, dilation, groups):
     """gW = sum_n gy[n] @ im2col(x[n])^T per group, chunked over the batch."""
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    N, C, Co, Cg, kh, kw, oh, ow, pointwise = _geometry(x.shape, W_shape, gy.shape[2:], stride,
-                                                        padding, dilation)
-    G, P, R = groups, oh * ow, Cg * kh * kw
+    N, C, Co, Cg, g, pointwise = _geometry(x.shape, W_shape, gy.shape[2:], stride, padding,
+                                           dilation)
+    G, P, R = groups, g.oh * g.ow, Cg * g.kh * g.kw
+    chunk = max(N, 1) if pointwise else column_chunk(C * g.kh * g.kw, P, x.itemsize, N)
     gW = np.zeros((G, Co // G, R), x.dtype)
-    chunk = batch_chunk(0 if pointwise else C * kh * kw * P * x.itemsize, N)
-    col = None if pointwise else scratch((chunk, C * kh * kw, P), x.dtype)
+    col = None if pointwise else scratch((chunk, C * g.kh * g.kw, P), x.dtype)
     for n0 in range(0, N, chunk):
         nb = min(chunk, N - n0)
         if pointwise:
             c = x[n0:n0 + nb].reshape(nb, G, R, P)
         else:
-            c = im2col(x[n0:n0 + nb], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, col[:nb])
+            c = im2col(x[n0:n0 + nb], g, col[:nb])
             c = c.reshape(nb, G, R, P)
-        g = gy[n0:n0 + nb].reshape(nb, G, Co // G, P)
+        gyc = gy[n0:n0 + nb].reshape(nb, G, Co // G, P)
         # (nb, G, Cog, P) @ (nb, G, P, R) -> (nb, G, Cog, R), summed over the images in order
-        gW += np.matmul(g, c.transpose(0, 1, 3, 2)).sum(axis=0)
+        gW += np.matmul(gyc, c.transpose(0, 1, 3, 2)).sum(axis=0)
     return gW.reshape(W_shape)

@@ -30,7 +30,7 @@ traffic: ``V`` holds ``16/4 = 4`` values per input pixel (vs 9 for im2col's colu
 and ``M`` 4 per output pixel; both are written once and read once. The GEMMs have inner
 dimension ``Cg`` (not ``9*Cg`` as in im2col), so they run further from BLAS peak when
 channels are few: Winograd pays off for wide layers (see the dispatch rule in
-``__init__``). Scratch buffers are chunked over the batch under the im2col workspace cap.
+``cpu.py``). Scratch buffers are chunked over the batch under the im2col workspace cap.
 
 **Backward.** The input gradient of a 3x3 stride-1 convolution is itself a 3x3 stride-1
 convolution of ``gy`` with the filters flipped and their in/out channels swapped, padded
@@ -45,6 +45,7 @@ from numba import njit, prange
 
 from scratchvision.kernels.conv import im2col as _im2col
 from scratchvision.kernels.conv._common import conv_output_size
+from scratchvision.validation import check_limit
 
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
@@ -124,8 +125,15 @@ def _output_transform(M, th, tw, y):
     return y
 
 
-def _check_applicable(W_shape, stride, dilation) -> None:
-    if tuple(W_shape[2:]) != (3, 3) or tuple(stride) != (1, 1) or tuple(dilation) != (1, 1):
+def winograd_applicable(W_shape, stride, dilation) -> bool:
+    """True for 3x3 kernels at stride 1 and dilation 1 (what F(2x2,3x3) computes)."""
+    return (tuple(W_shape[2:]) == (3, 3) and tuple(stride) == (1, 1)
+            and tuple(dilation) == (1, 1))
+
+
+def check_applicable(W_shape, stride, dilation) -> None:
+    """ValueError naming the kernel, stride and dilation unless ``winograd_applicable``."""
+    if not winograd_applicable(W_shape, stride, dilation):
         raise ValueError(f"winograd F(2x2,3x3) needs a 3x3 kernel, stride 1 and dilation 1; "
                          f"got kernel {tuple(W_shape[2:])}, stride {tuple(stride)}, "
                          f"dilation {tuple(dilation)}")
@@ -133,7 +141,7 @@ def _check_applicable(W_shape, stride, dilation) -> None:
 
 def conv2d_forward(x, W, b, stride, padding, dilation, groups):
     """y = conv2d(x, W) + b by Winograd F(2x2,3x3), chunked over the batch."""
-    _check_applicable(W.shape, stride, dilation)
+    check_applicable(W.shape, stride, dilation)
     N, C, H, Wd = x.shape
     Co, Cg = W.shape[0], W.shape[1]
     ph, pw = padding
@@ -145,6 +153,7 @@ def conv2d_forward(x, W, b, stride, padding, dilation, groups):
     GG = np.kron(_G, _G).astype(x.dtype)
     U = (GG @ W.reshape(Co * Cg, 9).T).reshape(16, G, Cog, Cg)
     y = np.empty((N, Co, oh, ow), x.dtype)
+    check_limit(16 * (C + Co) * T, "conv2d's Winograd transforms for one image")
     chunk = _im2col.batch_chunk(16 * (C + Co) * T * x.itemsize, N)
     for n0 in range(0, N, chunk):
         nb = min(chunk, N - n0)
@@ -160,7 +169,7 @@ def conv2d_forward(x, W, b, stride, padding, dilation, groups):
 
 def conv2d_backward_input(gy, W, x_shape, stride, padding, dilation, groups):
     """gx = Winograd convolution of gy with the flipped, channel-swapped filters."""
-    _check_applicable(W.shape, stride, dilation)
+    check_applicable(W.shape, stride, dilation)
     Co, Cg = W.shape[0], W.shape[1]
     G, Cog = groups, Co // groups
     # Wt[g*Cg + c, o] = W[g*Cog + o, c] flipped: (Cin, Cog, 3, 3), a conv from Co to Cin chans
@@ -179,5 +188,5 @@ def conv2d_backward_input(gy, W, x_shape, stride, padding, dilation, groups):
 
 def conv2d_backward_weight(gy, x, W_shape, stride, padding, dilation, groups):
     """gW from im2col (Winograd's weight gradient would need F(3x3, 2x2) transforms)."""
-    _check_applicable(W_shape, stride, dilation)
+    check_applicable(W_shape, stride, dilation)
     return _im2col.conv2d_backward_weight(gy, x, W_shape, stride, padding, dilation, groups)

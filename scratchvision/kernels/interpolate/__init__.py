@@ -13,25 +13,26 @@ Versions, all with the signatures below minus ``impl``:
 ``resolve_output_size`` turns torch's ``size`` / ``scale_factor`` /
 ``recompute_scale_factor`` arguments into the output size and the ``scales`` the kernels
 take, exactly as ``torch.nn.functional.interpolate`` does.
+
+This module validates the arguments with ``scratchvision.validation`` (float32/float64
+``(N, C, H, W)`` arrays; the output, whose size is an argument, bounded by
+``LIMITS["max_elements"]`` before anything is allocated), makes inputs C-contiguous and
+dispatches through ``VERSIONS`` (a ``kernels.versions.KernelFamily``): ``impl=None`` picks
+``cuda`` for CuPy arrays (``cuda_atomic`` once deterministic algorithms are switched off)
+and ``cpu`` otherwise; a wrong ``impl`` is a ValueError listing ``VERSIONS.impls``.
 """
 from __future__ import annotations
 
 import math
 from typing import Sequence
 
-import numpy as np
+from scratchvision.kernels.versions import KernelFamily, contiguous
+from scratchvision.validation import check_images, check_limit, check_number, pair
 
-from scratchvision.backend import is_cupy_array
-from scratchvision.kernels.versions import IMPLS, contiguous, load_version  # noqa: F401
+VERSIONS = KernelFamily("interpolate")
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
-__all__ = ["IMPLS", "bilinear_backward", "bilinear_forward", "nearest_backward",
+__all__ = ["VERSIONS", "bilinear_backward", "bilinear_forward", "nearest_backward",
            "nearest_forward", "resolve_output_size"]
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 def _is_seq(v) -> bool:
@@ -55,17 +56,10 @@ def resolve_output_size(in_hw, size=None, scale_factor=None, recompute_scale_fac
     if recompute_scale_factor and size is not None:
         raise ValueError("recompute_scale_factor is not meaningful with an explicit size.")
     if size is not None:
-        if _is_seq(size):
-            if len(size) != 2:
-                raise ValueError(f"size must have 2 elements for a 4-D input of spatial size "
-                                 f"{tuple(in_hw)}, got {size!r}")
-            if not all(_is_int(v) for v in size):
-                raise TypeError(f"size must be an int or a pair of ints, got {size!r}")
-            out = (int(size[0]), int(size[1]))
-        elif _is_int(size):
-            out = (int(size), int(size))
-        else:
-            raise TypeError(f"size must be an int or a pair of ints, got {size!r}")
+        if _is_seq(size) and len(size) != 2:
+            raise ValueError(f"size must have 2 elements for a 4-D input of spatial size "
+                             f"{tuple(in_hw)}, got {size!r}")
+        out = pair(size, "size")                    # TypeError for anything but ints
         if min(out) < 1:
             raise ValueError(f"size must be positive, got {size!r}")
         return out, (None, None)
@@ -76,11 +70,7 @@ def resolve_output_size(in_hw, size=None, scale_factor=None, recompute_scale_fac
         factors = tuple(scale_factor)
     else:
         factors = (scale_factor, scale_factor)
-    if not all(isinstance(f, (int, float, np.integer, np.floating)) and not isinstance(f, bool)
-               for f in factors):
-        raise TypeError(f"scale_factor must be a number or a pair of numbers, got "
-                        f"{scale_factor!r}")
-    factors = tuple(float(f) for f in factors)
+    factors = tuple(check_number(f, "scale_factor", finite=False) for f in factors)
     if not all(math.isfinite(f) and f > 0 for f in factors):
         raise ValueError(f"scale_factor must be positive and finite, got {scale_factor!r}")
     out = tuple(int(math.floor(in_hw[i] * factors[i])) for i in range(2))
@@ -90,22 +80,11 @@ def resolve_output_size(in_hw, size=None, scale_factor=None, recompute_scale_fac
     return out, ((None, None) if recompute_scale_factor else factors)
 
 
-def _check_input(x, name: str = "input"):
-    if not (isinstance(x, np.ndarray) or is_cupy_array(x)):
-        raise TypeError(f"{name} must be a numpy or cupy array, got {type(x).__name__}")
-    if x.ndim != 4:
-        raise ValueError(f"{name} must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
-    if np.dtype(x.dtype) not in _FLOATS:
-        raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
-    if x.shape[2] == 0 or x.shape[3] == 0:
-        raise ValueError(f"{name} must have non-empty spatial dims, got shape {tuple(x.shape)}")
-
-
-def _check_size(size, name: str = "size") -> tuple[int, int]:
-    if not (_is_seq(size) and len(size) == 2 and all(_is_int(v) for v in size)) \
-            or min(size) < 1:
-        raise ValueError(f"{name} must be a pair of positive ints, got {size!r}")
-    return int(size[0]), int(size[1])
+def _check_output(x, size) -> tuple[int, int]:
+    """The output size (a pair of ints >= 1), within ``LIMITS["max_elements"]`` for ``x``."""
+    size = pair(size, "size", minimum=1)
+    check_limit(tuple(x.shape[:2]) + size, f"interpolate's output (size {size})")
+    return size
 
 
 def _check_scales(scales) -> tuple:
@@ -117,7 +96,7 @@ def _check_scales(scales) -> tuple:
 
 
 def _check_backward(gy, x_shape):
-    _check_input(gy, "grad_output")
+    check_images(gy, "grad_output")
     x_shape = tuple(int(s) for s in x_shape)
     if len(x_shape) != 4 or min(x_shape) < 0 or min(x_shape[2:]) < 1 \
             or tuple(gy.shape[:2]) != x_shape[:2]:
@@ -126,10 +105,7 @@ def _check_backward(gy, x_shape):
     return x_shape
 
 
-def _version(impl, *arrays):
-    return load_version("interpolate", impl, *arrays)
-
-
+_version = VERSIONS.module
 _contig = contiguous
 
 
@@ -140,8 +116,8 @@ def bilinear_forward(x, size, align_corners=False, scales=(None, None), impl=Non
     ``scales``: (scale_h, scale_w) user scale factors passed on by ``resolve_output_size``
     (None entries: step = in/out).
     """
-    _check_input(x)
-    size, scales = _check_size(size), _check_scales(scales)
+    check_images(x)
+    size, scales = _check_output(x, size), _check_scales(scales)
     return _version(impl, x).bilinear_forward(_contig(x), size, bool(align_corners), scales)
 
 
@@ -155,8 +131,8 @@ def bilinear_backward(gy, x_shape, align_corners=False, scales=(None, None), imp
 
 def nearest_forward(x, size, scales=(None, None), impl=None):
     """Nearest-neighbour resize (torch's legacy 'nearest': src = floor(dst * scale))."""
-    _check_input(x)
-    size, scales = _check_size(size), _check_scales(scales)
+    check_images(x)
+    size, scales = _check_output(x, size), _check_scales(scales)
     return _version(impl, x).nearest_forward(_contig(x), size, scales)
 
 

@@ -9,10 +9,15 @@ Versions, all with the signatures below minus ``impl``:
   backwards. ``cuda_atomic``: the same forwards with atomic-scatter backwards (faster,
   non-deterministic summation order).
 
-This module normalises arguments (ints or pairs), validates them with errors that name the
-argument and the shapes, returns early on empty batches, makes inputs C-contiguous and
-dispatches: ``impl=None`` picks ``cuda`` for CuPy arrays and ``cpu`` otherwise. Pooling
-geometry (which input rows a window covers, the ``ceil_mode`` rule) is in ``shapes.py``.
+This module normalises arguments (ints or pairs) and validates them with
+``scratchvision.validation`` (errors that name the argument and the shapes; float32/float64
+arrays only), bounds the output of adaptive_avg_pool2d and max_unpool2d (whose size is an
+argument) by ``LIMITS["max_elements"]``, returns early on empty batches, makes inputs
+C-contiguous and dispatches through ``VERSIONS`` (a ``kernels.versions.KernelFamily``):
+``impl=None`` picks ``cuda`` for CuPy arrays (``cuda_atomic`` once deterministic algorithms
+are switched off) and ``cpu`` otherwise; ``impl`` may name any of ``VERSIONS.impls``, and a
+wrong name is a ValueError listing them. Pooling geometry (which input rows a window
+covers, the ``ceil_mode`` rule) is in ``shapes.py``.
 """
 from __future__ import annotations
 
@@ -21,47 +26,21 @@ from typing import Sequence
 import numpy as np
 
 from scratchvision.backend import check_same_device, get_array_module, is_cupy_array
-from scratchvision.kernels.versions import IMPLS, contiguous, load_version  # noqa: F401
 from scratchvision.kernels.pool.shapes import (adaptive_end, adaptive_start,
                                                first_empty_window, pool_output_size)
+from scratchvision.kernels.versions import KernelFamily, contiguous
+from scratchvision.validation import check_array, check_images, check_int, check_limit, pair
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+VERSIONS = KernelFamily("pool")
 
-__all__ = ["IMPLS", "adaptive_avg_pool2d_backward", "adaptive_avg_pool2d_forward",
-           "adaptive_end", "adaptive_start", "avg_pool2d_backward", "avg_pool2d_forward",
-           "max_pool2d_backward", "max_pool2d_forward", "max_unpool2d_backward",
-           "max_unpool2d_forward", "pair", "pool_output_size", "unpool_output_size"]
+__all__ = ["VERSIONS", "adaptive_avg_pool2d_backward", "adaptive_avg_pool2d_forward",
+           "adaptive_end", "adaptive_output_size", "adaptive_start", "avg_pool2d_backward",
+           "avg_pool2d_forward", "max_pool2d_backward", "max_pool2d_forward",
+           "max_unpool2d_backward", "max_unpool2d_forward", "pool_output_size",
+           "unpool_output_size"]
 
 
 # ------------------------------------------------------------------------- validation
-def pair(value, name: str, minimum: int = 1) -> tuple[int, int]:
-    """``v`` -> ``(v, v)``; a pair stays a pair; ints >= ``minimum`` or ValueError/TypeError."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        out = (int(value), int(value))
-    elif isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2 \
-            and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                    for v in value):
-        out = (int(value[0]), int(value[1]))
-    elif isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 1:
-        return pair(value[0], name, minimum)
-    else:
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    if min(out) < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return out
-
-
-def _check_input(x, name: str = "input"):
-    if not (isinstance(x, np.ndarray) or is_cupy_array(x)):
-        raise TypeError(f"{name} must be a numpy or cupy array, got {type(x).__name__}")
-    if x.ndim != 4:
-        raise ValueError(f"{name} must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
-    if np.dtype(x.dtype) not in _FLOATS:
-        raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
-    if x.shape[2] == 0 or x.shape[3] == 0:
-        raise ValueError(f"{name} must have non-empty spatial dims, got shape {tuple(x.shape)}")
-
-
 def _check_x_shape(x_shape, name: str = "x_shape") -> tuple[int, int, int, int]:
     x_shape = tuple(int(s) for s in x_shape)
     if len(x_shape) != 4 or min(x_shape) < 0 or min(x_shape[2:]) == 0:
@@ -69,8 +48,8 @@ def _check_x_shape(x_shape, name: str = "x_shape") -> tuple[int, int, int, int]:
     return x_shape
 
 
-def _check_grad(gy, expected, dtype=None):
-    _check_input(gy, "grad_output")
+def _check_grad(gy, expected):
+    check_images(gy, "grad_output")
     if tuple(gy.shape) != tuple(expected):
         raise ValueError(f"grad_output has shape {tuple(gy.shape)}, expected {tuple(expected)}")
 
@@ -97,11 +76,11 @@ def _check_index_range(indices, size: int, what: str):
 
 def _window_args(x_shape, kernel_size, stride, padding, dilation, ceil_mode):
     """Normalise and check pooling geometry; returns pairs and the output (h, w)."""
-    k = pair(kernel_size, "kernel_size")
+    k = pair(kernel_size, "kernel_size", minimum=1)
     s = k if stride is None or (isinstance(stride, Sequence) and len(stride) == 0) \
-        else pair(stride, "stride")
+        else pair(stride, "stride", minimum=1)
     p = pair(padding, "padding", minimum=0)
-    d = pair(dilation, "dilation")
+    d = pair(dilation, "dilation", minimum=1)
     if p[0] > k[0] // 2 or p[1] > k[1] // 2:
         raise ValueError(f"padding should be at most half of kernel_size, got padding={p} "
                          f"and kernel_size={k}")
@@ -121,10 +100,7 @@ def _window_args(x_shape, kernel_size, stride, padding, dilation, ceil_mode):
     return k, s, p, d, out
 
 
-def _version(impl, *arrays):
-    return load_version("pool", impl, *arrays)
-
-
+_version = VERSIONS.module
 _contig = contiguous
 
 
@@ -147,7 +123,7 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
     indices : (N, C, out_h, out_w) int64, the argmax as a flat index ``h * W + w`` within
         its (n, c) plane, as torch's ``return_indices=True``.
     """
-    _check_input(x)
+    check_images(x)
     k, s, p, d, out = _window_args(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
     mod = _version(impl, x)
     return mod.max_pool2d_forward(_contig(x), k, s, p, d, bool(ceil_mode))
@@ -172,16 +148,10 @@ def max_pool2d_backward(gy, indices, x_shape, kernel_size, stride=None, padding=
 
 # -------------------------------------------------------------------------- avg_pool2d
 def _check_divisor(divisor_override):
+    """None or a positive int (torch refuses 0 too)."""
     if divisor_override is None:
         return None
-    if isinstance(divisor_override, bool) or not isinstance(divisor_override,
-                                                            (int, np.integer)):
-        raise TypeError(f"divisor_override must be an int or None, got {divisor_override!r}")
-    if divisor_override == 0:
-        raise ValueError("divisor_override must be non-zero")
-    if divisor_override < 0:
-        raise ValueError(f"divisor_override must be positive, got {divisor_override}")
-    return int(divisor_override)
+    return check_int(divisor_override, "divisor_override", minimum=1)
 
 
 def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False,
@@ -201,7 +171,7 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False,
     -------
     y : (N, C, out_h, out_w), same dtype as x.
     """
-    _check_input(x)
+    check_images(x)
     k, s, p, _, _ = _window_args(x.shape, kernel_size, stride, padding, 1, ceil_mode)
     div = _check_divisor(divisor_override)
     mod = _version(impl, x)
@@ -238,8 +208,9 @@ def adaptive_avg_pool2d_forward(x, output_size, impl=None):
     columns (bins overlap when H is not a multiple of oh). ``output_size``: int or pair;
     a ``None`` entry keeps that input size. Returns (N, C, oh, ow).
     """
-    _check_input(x)
+    check_images(x)
     out = adaptive_output_size(x.shape, output_size)
+    check_limit(x.shape[:2] + out, f"adaptive_avg_pool2d's output (output_size {out})")
     mod = _version(impl, x)
     if min(out) == 0:
         return get_array_module(x).empty(x.shape[:2] + out, x.dtype)
@@ -249,11 +220,10 @@ def adaptive_avg_pool2d_forward(x, output_size, impl=None):
 def adaptive_avg_pool2d_backward(gy, x_shape, impl=None):
     """Gradient of ``adaptive_avg_pool2d_forward`` w.r.t. x; ``gy`` is (N, C, oh, ow)."""
     x_shape = _check_x_shape(x_shape)
+    check_array(gy, "grad_output")
     if gy.ndim != 4 or tuple(gy.shape[:2]) != x_shape[:2]:
         raise ValueError(f"grad_output of shape {tuple(gy.shape)} does not match input "
                          f"{x_shape}")
-    if np.dtype(gy.dtype) not in _FLOATS:
-        raise TypeError(f"grad_output must be float32 or float64, got {gy.dtype}")
     mod = _version(impl, gy)
     if gy.size == 0:
         return get_array_module(gy).zeros(x_shape, gy.dtype)
@@ -264,14 +234,17 @@ def adaptive_avg_pool2d_backward(gy, x_shape, impl=None):
 def unpool_output_size(x_shape, kernel_size, stride=None, padding=0, output_size=None):
     """torch's ``_unpool_output_size``: default ``(H-1)*stride - 2*padding + kernel``; a given
     ``output_size`` ((h, w) or (N, C, h, w)) must lie strictly within ``default ± stride``."""
-    k = pair(kernel_size, "kernel_size")
-    s = k if stride is None else pair(stride, "stride")
+    k = pair(kernel_size, "kernel_size", minimum=1)
+    s = k if stride is None else pair(stride, "stride", minimum=1)
     p = pair(padding, "padding", minimum=0)
     default = tuple((x_shape[2 + i] - 1) * s[i] + k[i] - 2 * p[i] for i in range(2))
     if output_size is None:
         out = default
     else:
-        size = tuple(int(v) for v in output_size)
+        if not isinstance(output_size, Sequence) or isinstance(output_size, str):
+            raise TypeError(f"output_size must be (h, w) or (N, C, h, w), got "
+                            f"{output_size!r}")
+        size = tuple(check_int(v, "output_size") for v in output_size)
         if len(size) == 4:
             size = size[2:]
         if len(size) != 2:
@@ -295,10 +268,11 @@ def max_unpool2d_forward(x, indices, output_size, impl=None):
     ``indices`` (same shape as x, int) index ``h * out_w + w`` within each plane, as
     returned by ``max_pool2d_forward``; out-of-range indices raise ValueError.
     """
-    _check_input(x)
+    check_images(x)
     _check_indices(indices, x.shape)
     check_same_device("max_unpool2d", input=x, indices=indices)
-    out = pair(output_size, "output_size")
+    out = pair(output_size, "output_size", minimum=1)
+    check_limit(x.shape[:2] + out, f"max_unpool2d's output (output_size {out})")
     _check_index_range(indices, out[0] * out[1], f"output_size {out}")
     mod = _version(impl, x)
     return mod.max_unpool2d_forward(_contig(x), _contig(indices).astype(np.int64, copy=False),
@@ -307,7 +281,7 @@ def max_unpool2d_forward(x, indices, output_size, impl=None):
 
 def max_unpool2d_backward(gy, indices, impl=None):
     """Gradient of ``max_unpool2d_forward`` w.r.t. x: ``gy[n, c].flat[indices]``."""
-    _check_input(gy, "grad_output")
+    check_images(gy, "grad_output")
     if not (isinstance(indices, np.ndarray) or is_cupy_array(indices)) or indices.ndim != 4:
         raise ValueError(f"indices must be a 4-D integer array, got "
                          f"{getattr(indices, 'shape', type(indices).__name__)}")

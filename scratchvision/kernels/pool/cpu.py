@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit, prange
 
 from scratchvision.kernels.pool import shapes
-from scratchvision.kernels.pool.shapes import pool_output_size
+from scratchvision.kernels.pool.shapes import PoolWindow, pool_output_hw, pool_window
 
 _JIT = dict(parallel=True, cache=True, fastmath=False, nogil=True)
 _ROWS = 8           # output rows per parallel task of avg_pool2d's forward
@@ -38,7 +38,8 @@ _adaptive_end = njit(cache=True)(shapes.adaptive_end)
 
 # --------------------------------------------------------------------------- max_pool2d
 @njit(**_JIT)
-def _max_pool_fwd(x, y, idx, kh, kw, sy, sx, ph, pw, dy, dx):  # pragma: no cover (jit)
+def _max_pool_fwd(x, y, idx, win: PoolWindow):  # pragma: no cover (jit)
+    kh, kw, sy, sx, ph, pw, dy, dx = win
     planes, h, w = x.shape
     out_h, out_w = y.shape[1], y.shape[2]
     for r in prange(planes * out_h):
@@ -87,14 +88,13 @@ def _scatter_add_planes(gy, idx, gx):  # pragma: no cover (jit)
 def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
     """(N, C, H, W) -> y (N, C, out_h, out_w) and int64 argmax indices ``h * W + w``."""
     n, c, h, w = x.shape
-    (kh, kw), (sy, sx), (ph, pw), (dy, dx) = kernel_size, stride, padding, dilation
-    out_h = pool_output_size(h, kh, sy, ph, dy, ceil_mode)
-    out_w = pool_output_size(w, kw, sx, pw, dx, ceil_mode)
+    out_h, out_w = pool_output_hw((h, w), kernel_size, stride, padding, dilation, ceil_mode)
     y = np.empty((n, c, out_h, out_w), x.dtype)
     idx = np.empty((n, c, out_h, out_w), np.int64)
     if y.size:
         _max_pool_fwd(x.reshape(n * c, h, w), y.reshape(n * c, out_h, out_w),
-                      idx.reshape(n * c, out_h, out_w), kh, kw, sy, sx, ph, pw, dy, dx)
+                      idx.reshape(n * c, out_h, out_w),
+                      pool_window(kernel_size, stride, padding, dilation))
     return y, idx
 
 
@@ -110,8 +110,8 @@ def max_pool2d_backward(gy, indices, x_shape, kernel_size, stride, padding, dila
 
 # --------------------------------------------------------------------------- avg_pool2d
 @njit(**_JIT)
-def _avg_pool_fwd(x, y, kh, kw, sy, sx, ph, pw, count_include_pad,
-                  divisor):  # pragma: no cover (jit)
+def _avg_pool_fwd(x, y, win: PoolWindow, count_include_pad, divisor):  # pragma: no cover
+    kh, kw, sy, sx, ph, pw, _, _ = win          # avg pooling has no dilation
     planes, h, w = x.shape
     out_h, out_w = y.shape[1], y.shape[2]
     n_blocks = (out_h + _ROWS - 1) // _ROWS
@@ -134,8 +134,8 @@ def _avg_pool_fwd(x, y, kh, kw, sy, sx, ph, pw, count_include_pad,
 
 
 @njit(**_JIT)
-def _avg_pool_bwd(gy, gx, kh, kw, sy, sx, ph, pw, count_include_pad,
-                  divisor):  # pragma: no cover (jit)
+def _avg_pool_bwd(gy, gx, win: PoolWindow, count_include_pad, divisor):  # pragma: no cover
+    kh, kw, sy, sx, ph, pw, _, _ = win          # avg pooling has no dilation
     planes, h, w = gx.shape
     out_h, out_w = gy.shape[1], gy.shape[2]
     for p in prange(planes):                # one thread owns plane p of gx: no race
@@ -153,13 +153,12 @@ def avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include
                        divisor_override):
     """(N, C, H, W) -> (N, C, out_h, out_w) window means (see ``reference.py``)."""
     n, c, h, w = x.shape
-    (kh, kw), (sy, sx), (ph, pw) = kernel_size, stride, padding
-    out_h = pool_output_size(h, kh, sy, ph, 1, ceil_mode)
-    out_w = pool_output_size(w, kw, sx, pw, 1, ceil_mode)
+    out_h, out_w = pool_output_hw((h, w), kernel_size, stride, padding, (1, 1), ceil_mode)
     y = np.empty((n, c, out_h, out_w), x.dtype)
     if y.size:
-        _avg_pool_fwd(x.reshape(n * c, h, w), y.reshape(n * c, out_h, out_w), kh, kw, sy, sx,
-                      ph, pw, bool(count_include_pad), int(divisor_override or 0))
+        _avg_pool_fwd(x.reshape(n * c, h, w), y.reshape(n * c, out_h, out_w),
+                      pool_window(kernel_size, stride, padding), bool(count_include_pad),
+                      int(divisor_override or 0))
     return y
 
 
@@ -167,11 +166,11 @@ def avg_pool2d_backward(gy, x_shape, kernel_size, stride, padding, ceil_mode,
                         count_include_pad, divisor_override):
     """gx (x_shape): each gy / divisor spread over the real input cells of its window."""
     n, c, h, w = x_shape
-    (kh, kw), (sy, sx), (ph, pw) = kernel_size, stride, padding
     gx = np.zeros((n * c, h, w), gy.dtype)
     if gy.size:
-        _avg_pool_bwd(gy.reshape(n * c, gy.shape[2], gy.shape[3]), gx, kh, kw, sy, sx, ph, pw,
-                      bool(count_include_pad), int(divisor_override or 0))
+        _avg_pool_bwd(gy.reshape(n * c, gy.shape[2], gy.shape[3]), gx,
+                      pool_window(kernel_size, stride, padding), bool(count_include_pad),
+                      int(divisor_override or 0))
     return gx.reshape(x_shape)
 
 

@@ -18,6 +18,11 @@ Backward passes, two formulations each:
 
 max_unpool2d's forward is a scatter by ``indices``; with duplicate indices the last
 writer wins in an unspecified order (as in torch's CUDA kernel); its backward is a gather.
+
+The window kernels take the eight fields of a ``shapes.PoolWindow`` (``kh, kw, sy, sx, ph,
+pw, dy, dx``, in that order; avg pooling's dilation is 1), passed as ``*pool_window(...)``:
+unlike the CPU kernels, which take the NamedTuple itself, these are launched by
+``cuda_support``, whose CuPy launcher passes arrays and scalars only.
 """
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ from numba import cuda
 from scratchvision.backend import get_array_module
 from scratchvision.kernels.cuda_support import launch
 from scratchvision.kernels.pool import shapes
-from scratchvision.kernels.pool.shapes import pool_output_size
+from scratchvision.kernels.pool.shapes import pool_output_hw, pool_window
 
 _avg_window = cuda.jit(device=True)(shapes.avg_window)
 _adaptive_start = cuda.jit(device=True)(shapes.adaptive_start)
@@ -109,15 +114,13 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
     """(N, C, H, W) -> y (N, C, out_h, out_w) and int64 argmax indices ``h * W + w``."""
     xp = get_array_module(x)
     n, c, h, w = x.shape
-    (kh, kw), (sy, sx), (ph, pw), (dy, dx) = kernel_size, stride, padding, dilation
-    out_h = pool_output_size(h, kh, sy, ph, dy, ceil_mode)
-    out_w = pool_output_size(w, kw, sx, pw, dx, ceil_mode)
+    out_h, out_w = pool_output_hw((h, w), kernel_size, stride, padding, dilation, ceil_mode)
     y = xp.empty((n, c, out_h, out_w), x.dtype)
     idx = xp.empty((n, c, out_h, out_w), xp.int64)
     if y.size:
         launch(_max_pool_fwd, y.size, x.reshape(n * c, h, w),
                y.reshape(n * c, out_h, out_w), idx.reshape(n * c, out_h, out_w),
-               kh, kw, sy, sx, ph, pw, dy, dx)
+               *pool_window(kernel_size, stride, padding, dilation))
     return y, idx
 
 
@@ -126,12 +129,12 @@ def max_pool2d_backward(gy, indices, x_shape, kernel_size, stride, padding, dila
     """gx (x_shape), deterministic gather: each input pixel sums the gy it won."""
     xp = get_array_module(gy)
     n, c, h, w = x_shape
-    (kh, kw), (sy, sx), (ph, pw), (dy, dx) = kernel_size, stride, padding, dilation
     gx = xp.zeros((n * c, h, w), gy.dtype)
     if gy.size:
         oh, ow = gy.shape[2], gy.shape[3]
         launch(_max_pool_bwd_gather, gx.size, gy.reshape(n * c, oh, ow),
-               indices.reshape(n * c, oh, ow), gx, kh, kw, sy, sx, ph, pw, dy, dx)
+               indices.reshape(n * c, oh, ow), gx,
+               *pool_window(kernel_size, stride, padding, dilation))
     return gx.reshape(x_shape)
 
 
@@ -149,7 +152,7 @@ def max_pool2d_backward_atomic(gy, indices, x_shape, kernel_size, stride, paddin
 
 # --------------------------------------------------------------------------- avg_pool2d
 @cuda.jit
-def _avg_pool_fwd(x, y, kh, kw, sy, sx, ph, pw, count_include_pad,
+def _avg_pool_fwd(x, y, kh, kw, sy, sx, ph, pw, dy, dx, count_include_pad,
                   divisor):  # pragma: no cover (device)
     planes, h, w = x.shape
     out_h, out_w = y.shape[1], y.shape[2]
@@ -169,7 +172,7 @@ def _avg_pool_fwd(x, y, kh, kw, sy, sx, ph, pw, count_include_pad,
 
 
 @cuda.jit
-def _avg_pool_bwd_gather(gy, gx, kh, kw, sy, sx, ph, pw, count_include_pad,
+def _avg_pool_bwd_gather(gy, gx, kh, kw, sy, sx, ph, pw, dy, dx, count_include_pad,
                          divisor):  # pragma: no cover (device)
     planes, h, w = gx.shape
     out_h, out_w = gy.shape[1], gy.shape[2]
@@ -194,7 +197,7 @@ def _avg_pool_bwd_gather(gy, gx, kh, kw, sy, sx, ph, pw, count_include_pad,
 
 
 @cuda.jit
-def _avg_pool_bwd_atomic(gy, gx, kh, kw, sy, sx, ph, pw, count_include_pad,
+def _avg_pool_bwd_atomic(gy, gx, kh, kw, sy, sx, ph, pw, dy, dx, count_include_pad,
                          divisor):  # pragma: no cover (device)
     planes, h, w = gx.shape
     out_h, out_w = gy.shape[1], gy.shape[2]
@@ -217,13 +220,11 @@ def avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include
     """(N, C, H, W) -> (N, C, out_h, out_w) window means (see ``reference.py``)."""
     xp = get_array_module(x)
     n, c, h, w = x.shape
-    (kh, kw), (sy, sx), (ph, pw) = kernel_size, stride, padding
-    out_h = pool_output_size(h, kh, sy, ph, 1, ceil_mode)
-    out_w = pool_output_size(w, kw, sx, pw, 1, ceil_mode)
+    out_h, out_w = pool_output_hw((h, w), kernel_size, stride, padding, (1, 1), ceil_mode)
     y = xp.empty((n, c, out_h, out_w), x.dtype)
     if y.size:
         launch(_avg_pool_fwd, y.size, x.reshape(n * c, h, w),
-               y.reshape(n * c, out_h, out_w), kh, kw, sy, sx, ph, pw,
+               y.reshape(n * c, out_h, out_w), *pool_window(kernel_size, stride, padding),
                bool(count_include_pad), int(divisor_override or 0))
     return y
 
@@ -232,12 +233,12 @@ def _avg_backward(kernel, n_threads_of, gy, x_shape, kernel_size, stride, paddin
                   count_include_pad, divisor_override):
     xp = get_array_module(gy)
     n, c, h, w = x_shape
-    (kh, kw), (sy, sx), (ph, pw) = kernel_size, stride, padding
     gx = xp.zeros((n * c, h, w), gy.dtype)
     if gy.size:
         g3 = gy.reshape(n * c, gy.shape[2], gy.shape[3])
-        launch(kernel, n_threads_of(g3, gx), g3, gx, kh, kw, sy, sx, ph, pw,
-               bool(count_include_pad), int(divisor_override or 0))
+        launch(kernel, n_threads_of(g3, gx), g3, gx,
+               *pool_window(kernel_size, stride, padding), bool(count_include_pad),
+               int(divisor_override or 0))
     return gx.reshape(x_shape)
 
 

@@ -29,15 +29,14 @@ import math
 import numpy as np
 
 from scratchvision.kernels.pool.shapes import (adaptive_end, adaptive_start, avg_window,
-                                               pool_output_size)
+                                               pool_output_hw)
 
 
 def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
     """(N, C, H, W) -> y (N, C, out_h, out_w) and int64 argmax indices ``h * W + w``."""
     n, c, h, w = x.shape
     (kh, kw), (sy, sx), (ph, pw), (dy, dx) = kernel_size, stride, padding, dilation
-    out_h = pool_output_size(h, kh, sy, ph, dy, ceil_mode)
-    out_w = pool_output_size(w, kw, sx, pw, dx, ceil_mode)
+    out_h, out_w = pool_output_hw((h, w), kernel_size, stride, padding, dilation, ceil_mode)
     y = np.empty((n, c, out_h, out_w), x.dtype)
     idx = np.empty((n, c, out_h, out_w), np.int64)
     for b in range(n):
@@ -79,8 +78,7 @@ def avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include
     """(N, C, H, W) -> (N, C, out_h, out_w) window means (see the module docstring)."""
     n, c, h, w = x.shape
     (kh, kw), (sy, sx), (ph, pw) = kernel_size, stride, padding
-    out_h = pool_output_size(h, kh, sy, ph, 1, ceil_mode)
-    out_w = pool_output_size(w, kw, sx, pw, 1, ceil_mode)
+    out_h, out_w = pool_output_hw((h, w), kernel_size, stride, padding, (1, 1), ceil_mode)
     y = np.empty((n, c, out_h, out_w), x.dtype)
     for b in range(n):
         for ch in range(c):

@@ -16,6 +16,28 @@ ceil(3/2)+1 = 3, and the third starts at row 4 < 5, so it stays (it covers row 4
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
+
+class PoolWindow(NamedTuple):
+    """The window of one pooling call, as the compiled kernels take it (one argument, not
+    eight): kernel ``kh x kw``, stride ``(sy, sx)``, padding ``(ph, pw)``, dilation
+    ``(dy, dx)``."""
+    kh: int
+    kw: int
+    sy: int
+    sx: int
+    ph: int
+    pw: int
+    dy: int
+    dx: int
+
+
+def pool_window(kernel_size, stride, padding, dilation=(1, 1)) -> PoolWindow:
+    """``PoolWindow`` from the (h, w) pairs of one call."""
+    (kh, kw), (sy, sx), (ph, pw), (dy, dx) = kernel_size, stride, padding, dilation
+    return PoolWindow(int(kh), int(kw), int(sy), int(sx), int(ph), int(pw), int(dy), int(dx))
+
 
 def pool_output_size(size: int, kernel: int, stride: int, pad: int, dilation: int,
                      ceil_mode: bool) -> int:
@@ -26,6 +48,12 @@ def pool_output_size(size: int, kernel: int, stride: int, pad: int, dilation: in
     if ceil_mode and (out - 1) * stride >= size + pad:
         out -= 1
     return out
+
+
+def pool_output_hw(hw, kernel_size, stride, padding, dilation, ceil_mode) -> tuple[int, int]:
+    """``(out_h, out_w)``: ``pool_output_size`` along both axes of an ``hw`` image."""
+    return tuple(pool_output_size(hw[a], kernel_size[a], stride[a], padding[a], dilation[a],
+                                  ceil_mode) for a in range(2))
 
 
 def avg_window(o: int, stride: int, pad: int, kernel: int, size: int,
