@@ -250,23 +250,23 @@ def unique(input: Any, sorted: bool = True, return_inverse: bool = False,
 class MaskedFill(Function):
     """``value`` where ``mask``, ``a`` elsewhere (broadcast); differentiable in a and value."""
 
-    def forward(self, a, mask, value):
-        self.mask, self.in_shape = mask, a.shape
+    def forward(self, a, mask, value, impl=None):
+        self.mask, self.in_shape, self.impl = mask, a.shape, impl
         self.value_dtype = getattr(value, "dtype", None)
-        return K.masked_fill(a, mask, value)
+        return K.masked_fill(a, mask, value, impl=impl)
 
     def backward(self, gy):
         xp = xp_of(gy)
         ga = gv = None
         if _needs(self, 0):   # filled positions do not depend on a
-            ga = unbroadcast(K.masked_fill(gy, self.mask, 0), self.in_shape)
+            ga = unbroadcast(K.masked_fill(gy, self.mask, 0, impl=self.impl), self.in_shape)
         if _needs(self, 2):   # value feeds every filled position
             gv = xp.asarray(xp.where(xp.broadcast_to(self.mask, gy.shape), gy, 0).sum())
             gv = gv.astype(self.value_dtype or gy.dtype)
         return ga, None, gv
 
 
-def masked_fill(input: Any, mask: Any, value: Any) -> Tensor:
+def masked_fill(input: Any, mask: Any, value: Any, *, impl: str | None = None) -> Tensor:
     """``value`` where ``mask`` is True, ``input`` elsewhere.
 
     Parameters
@@ -275,6 +275,8 @@ def masked_fill(input: Any, mask: Any, value: Any) -> Tensor:
     mask : bool Tensor broadcastable with input (the result has the broadcast shape).
     value : a number or a 0-d Tensor (cast to input's dtype); a 0-d Tensor that requires
         grad receives the sum of the gradient over the filled positions.
+    impl : kernel version of the forward and backward passes (keyword-only): None, or
+        one of ``kernels.indexing.VERSIONS.impls`` (``"reference"``, ``"cpu"``, ``"numpy"``).
     """
     x = _tensor(input)
     m = _array_on(mask, x, "masked_fill", "mask")
@@ -287,23 +289,25 @@ def masked_fill(input: Any, mask: Any, value: Any) -> Tensor:
         elif value.device != x.device:
             raise ValueError(f"masked_fill: value is on '{value.device}' but input is on "
                              f"'{x.device}'")
-    return MaskedFill.apply(x, m, value)
+    return MaskedFill.apply(x, m, value, impl=impl)
 
 
 # ---------------------------------------------------------------------- gather / scatter
 class Gather(Function):
-    def forward(self, a, index, dim):
-        self.in_shape, self.dim = a.shape, dim
+    def forward(self, a, index, dim, impl=None):
+        self.in_shape, self.dim, self.impl = a.shape, dim, impl
         self.save_for_backward(index)
-        return K.gather(a, dim, index)
+        return K.gather(a, dim, index, impl=impl)
 
     def backward(self, gy):
         (index,) = self.saved_tensors
         xp = xp_of(gy)
-        return K.scatter_add(xp.zeros(self.in_shape, gy.dtype), self.dim, index, gy), None
+        return K.scatter_add(xp.zeros(self.in_shape, gy.dtype), self.dim, index, gy,
+                             impl=self.impl), None
 
 
-def gather(input: Any, dim: int, index: Any, *, sparse_grad: bool = False) -> Tensor:
+def gather(input: Any, dim: int, index: Any, *, sparse_grad: bool = False,
+           impl: str | None = None) -> Tensor:
     """``out[i][j][k] = input[index[i][j][k]][j][k]`` for dim 0 (and so on for other dims).
 
     Parameters
@@ -313,6 +317,8 @@ def gather(input: Any, dim: int, index: Any, *, sparse_grad: bool = False) -> Te
     index : integer Tensor with input's number of dims, no larger than input in the other
         dims (it may be larger along ``dim``); every value in [0, n).
     sparse_grad : accepted for torch's signature (the gradient is always dense).
+    impl : kernel version of the forward and backward passes (keyword-only): None, or
+        one of ``kernels.indexing.VERSIONS.impls`` (``"reference"``, ``"cpu"``, ``"numpy"``).
 
     Returns
     -------
@@ -321,34 +327,35 @@ def gather(input: Any, dim: int, index: Any, *, sparse_grad: bool = False) -> Te
     """
     x = _tensor(input)
     idx = _array_on(index, x, "gather", "index")
-    return Gather.apply(x, idx, dim=K.normalize_dim(dim, x.ndim, "gather", x.shape))
+    return Gather.apply(x, idx, dim=K.normalize_dim(dim, x.ndim, "gather", x.shape), impl=impl)
 
 
 class ScatterAdd(Function):
-    def forward(self, a, index, src, dim):
-        self.dim, self.src_shape = dim, src.shape
+    def forward(self, a, index, src, dim, impl=None):
+        self.dim, self.src_shape, self.impl = dim, src.shape, impl
         self.save_for_backward(index)
-        return K.scatter_add(a, dim, index, src)
+        return K.scatter_add(a, dim, index, src, impl=impl)
 
     def backward(self, gy):
         (index,) = self.saved_tensors
         gsrc = None
         if _needs(self, 2):   # every source element's gradient is gy at its target
-            gsrc = _cut_to(K.gather(gy, self.dim, index), index.shape, self.src_shape)
+            gsrc = _cut_to(K.gather(gy, self.dim, index, impl=self.impl), index.shape,
+                           self.src_shape)
         return (gy if _needs(self, 0) else None), None, gsrc
 
 
 class Scatter(Function):
     """Write ``src`` (an array or a scalar) at ``index``; ``reduce`` None, 'add', 'multiply'."""
 
-    def forward(self, a, index, src, dim, reduce=None):
-        self.dim, self.reduce = dim, reduce
+    def forward(self, a, index, src, dim, reduce=None, impl=None):
+        self.dim, self.reduce, self.impl = dim, reduce, impl
         self.in_shape, self.src_shape = a.shape, getattr(src, "shape", None)
         self.save_for_backward(index)
         if reduce is None:
-            return K.scatter(a, dim, index, src)
+            return K.scatter(a, dim, index, src, impl=impl)
         if reduce == "add":
-            return K.scatter_add(a, dim, index, src)
+            return K.scatter_add(a, dim, index, src, impl=impl)
         return _scatter_multiply(a, dim, index, src)
 
     def backward(self, gy):
@@ -358,14 +365,15 @@ class Scatter(Function):
         xp = xp_of(gy)
         ga = gsrc = None
         if _needs(self, 0):   # overwritten positions no longer depend on the input
-            ga = gy if self.reduce == "add" else K.scatter(gy, self.dim, index, 0)
+            ga = gy if self.reduce == "add" else K.scatter(gy, self.dim, index, 0,
+                                                           impl=self.impl)
         if _needs(self, 2):
-            g = K.gather(gy, self.dim, index)                   # (index shape)
+            g = K.gather(gy, self.dim, index, impl=self.impl)   # (index shape)
             if self.reduce is None:   # only the element that was written gets a gradient
                 pos = xp.arange(index.size, dtype=np.int64).reshape(index.shape)
                 owner = K.scatter(xp.full(self.in_shape, -1, np.int64), self.dim, index,
-                                  pos)                          # the last writer per target
-                won = K.gather(owner, self.dim, index) == pos
+                                  pos, impl=self.impl)          # the last writer per target
+                won = K.gather(owner, self.dim, index, impl=self.impl) == pos
                 g = xp.where(won, g, xp.zeros((), g.dtype))
             gsrc = _cut_to(g, index.shape, self.src_shape)
         return ga, None, gsrc
@@ -391,7 +399,7 @@ def _scatter_multiply(a, dim: int, index, src):
 
 
 def scatter(input: Any, dim: int, index: Any, src: Any = None, value: Any = None,
-            reduce: str | None = None) -> Tensor:
+            reduce: str | None = None, *, impl: str | None = None) -> Tensor:
     """Copy of ``input`` with ``src[i][j][k]`` written at ``out[index[i][j][k]][j][k]``
     (dim 0; likewise for other dims), or the scalar ``value`` at every index.
 
@@ -406,6 +414,8 @@ def scatter(input: Any, dim: int, index: Any, src: Any = None, value: Any = None
     value : a number written at every index (instead of ``src``).
     reduce : None (overwrite), 'add' or 'multiply' (torch's deprecated reductions; 'add'
         is differentiable here, 'multiply' is not).
+    impl : kernel version of the forward and backward passes (keyword-only): None, or
+        one of ``kernels.indexing.VERSIONS.impls`` (``"reference"``, ``"cpu"``, ``"numpy"``).
 
     Several writes to one element: the last in row-major order of ``index`` wins and only
     that source element receives a gradient. The input's gradient is zero at the
@@ -427,75 +437,80 @@ def scatter(input: Any, dim: int, index: Any, src: Any = None, value: Any = None
     else:
         source = src if isinstance(src, Tensor) else _array_on(src, x, op, "src")
     return Scatter.apply(x, idx, source, dim=K.normalize_dim(dim, x.ndim, op, x.shape),
-                         reduce=reduce)
+                         reduce=reduce, impl=impl)
 
 
-def scatter_add(input: Any, dim: int, index: Any, src: Any) -> Tensor:
+def scatter_add(input: Any, dim: int, index: Any, src: Any, *,
+                impl: str | None = None) -> Tensor:
     """Copy of ``input`` with ``src[i][j][k]`` added at ``out[index[i][j][k]][j][k]``
     (dim 0; likewise for other dims). Repeated targets sum, in row-major order of index.
 
     ``index`` has input's number of dims and is no larger than ``src`` in any dim and no
     larger than input except along ``dim``; ``src`` has input's dtype. Differentiable in
-    input (gradient ``gy``) and src (``gy`` gathered at index).
+    input (gradient ``gy``) and src (``gy`` gathered at index). ``impl``: the kernel
+    version of both passes, as in ``gather``.
     """
     x = _tensor(input)
     idx = _array_on(index, x, "scatter_add", "index")
     s = src if isinstance(src, Tensor) else _array_on(src, x, "scatter_add", "src")
     return ScatterAdd.apply(x, idx, s, dim=K.normalize_dim(dim, x.ndim, "scatter_add",
-                                                            x.shape))
+                                                            x.shape), impl=impl)
 
 
 # ---------------------------------------------------------------------- index_select / add
 class IndexSelect(Function):
-    def forward(self, a, index, dim):
-        self.in_shape, self.dim = a.shape, dim
+    def forward(self, a, index, dim, impl=None):
+        self.in_shape, self.dim, self.impl = a.shape, dim, impl
         self.save_for_backward(index)
-        return K.index_select(a, dim, index)
+        return K.index_select(a, dim, index, impl=impl)
 
     def backward(self, gy):
         (index,) = self.saved_tensors
         xp = xp_of(gy)
         if len(self.in_shape) == 0:
             return gy.reshape(()), None
-        return K.index_add(xp.zeros(self.in_shape, gy.dtype), self.dim, index, gy), None
+        return K.index_add(xp.zeros(self.in_shape, gy.dtype), self.dim, index, gy,
+                           impl=self.impl), None
 
 
-def index_select(input: Any, dim: int, index: Any) -> Tensor:
+def index_select(input: Any, dim: int, index: Any, *, impl: str | None = None) -> Tensor:
     """The slices ``input.select(dim, i)`` for ``i`` in ``index`` (0-d or 1-D integer),
-    stacked along ``dim``; repeated indices accumulate their gradients (index_add)."""
+    stacked along ``dim``; repeated indices accumulate their gradients (index_add).
+    ``impl``: the kernel version of both passes, as in ``gather``."""
     x = _tensor(input)
     idx = _array_on(index, x, "index_select", "index")
     return IndexSelect.apply(x, idx, dim=K.normalize_dim(dim, x.ndim, "index_select",
-                                                          x.shape))
+                                                          x.shape), impl=impl)
 
 
 class IndexAdd(Function):
-    def forward(self, a, index, src, dim, alpha=1):
-        self.dim, self.alpha = dim, alpha
+    def forward(self, a, index, src, dim, alpha=1, impl=None):
+        self.dim, self.alpha, self.impl = dim, alpha, impl
         self.save_for_backward(index)
         if alpha != 1:
             src = (src * alpha).astype(src.dtype, copy=False)
-        return K.index_add(a, dim, index, src)
+        return K.index_add(a, dim, index, src, impl=impl)
 
     def backward(self, gy):
         (index,) = self.saved_tensors
         gsrc = None
         if _needs(self, 2):
-            gsrc = K.index_select(gy, self.dim, index)
+            gsrc = K.index_select(gy, self.dim, index, impl=self.impl)
             if self.alpha != 1:
                 gsrc = gsrc * self.alpha
         return (gy if _needs(self, 0) else None), None, gsrc
 
 
 def index_add(input: Any, dim: int, index: Any, source: Any, *,
-              alpha: float = 1) -> Tensor:
+              alpha: float = 1, impl: str | None = None) -> Tensor:
     """Copy of ``input`` with ``alpha * source.select(dim, j)`` added to the slice
-    ``index[j]`` along ``dim``; ``source`` has input's shape with ``dim`` of len(index)."""
+    ``index[j]`` along ``dim``; ``source`` has input's shape with ``dim`` of len(index).
+    ``impl``: the kernel version of both passes, as in ``gather``."""
     x = _tensor(input)
     idx = _array_on(index, x, "index_add", "index")
     s = source if isinstance(source, Tensor) else _array_on(source, x, "index_add", "source")
     return IndexAdd.apply(x, idx, s, dim=K.normalize_dim(dim, x.ndim, "index_add", x.shape),
-                          alpha=alpha)
+                          alpha=alpha, impl=impl)
 
 
 # ---------------------------------------------------------------------- cumsum / cumprod

@@ -18,23 +18,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from scratchvision.autograd import Tensor
-from scratchvision.backend import is_cupy_array
-
-
-def _numpy(x) -> np.ndarray:
-    """A NumPy array from an array, a list, a Tensor or a CuPy array."""
-    if isinstance(x, Tensor):
-        x = x.data
-    if is_cupy_array(x):
-        x = x.get()
-    return np.asarray(x)
+from scratchvision.validation import to_numpy
 
 
 def confusion_matrix(pred, gt, num_classes: int, ignore_index: int | None = 255) -> np.ndarray:
     """(num_classes, num_classes) int64 counts; rows = ground truth, columns = prediction."""
-    pred = _numpy(pred)
-    gt = _numpy(gt)
+    pred = to_numpy(pred)
+    gt = to_numpy(gt)
     if pred.shape != gt.shape:
         raise ValueError(f"pred shape {pred.shape} != gt shape {gt.shape}")
     if num_classes < 1:

@@ -29,21 +29,11 @@ from typing import Sequence
 
 import numpy as np
 
-from scratchvision.autograd import Tensor
-from scratchvision.backend import is_cupy_array
-
-
-def _numpy(x) -> np.ndarray:
-    """A NumPy array from an array, a list, a Tensor or a CuPy array."""
-    if isinstance(x, Tensor):
-        x = x.data
-    if is_cupy_array(x):
-        x = x.get()
-    return np.asarray(x)
+from scratchvision.validation import to_numpy
 
 
 def _as_boxes(b, name: str, i: int) -> np.ndarray:
-    arr = _numpy(b).astype(np.float64)
+    arr = to_numpy(b).astype(np.float64)
     if arr.size == 0:
         return np.zeros((0, 4))
     if arr.ndim != 2 or arr.shape[1] != 4:
@@ -58,7 +48,7 @@ def _as_boxes(b, name: str, i: int) -> np.ndarray:
 
 
 def _as_vec(v, name: str, i: int, n: int, dtype) -> np.ndarray:
-    arr = _numpy(v).reshape(-1)
+    arr = to_numpy(v).reshape(-1)
     if arr.size != n:
         raise ValueError(f"{name}[{i}] has {arr.size} entries for {n} boxes")
     return arr.astype(dtype)

@@ -30,8 +30,10 @@ Usage inside a kernel file::
   Skipping that is safe because producer and kernel share the stream.
   The library itself reads from the GPU only where it cannot avoid it, each marked where
   it happens: one flag per call when validating values that would send a kernel out of
-  bounds (RoI batch indices and finiteness, unpooling and max-pool-backward index ranges,
-  NaN boxes in NMS), and the kept count of ``nms`` (its output size depends on the data).
+  bounds (RoI batch indices and finiteness, unpooling, max-pool-backward and RoI-pool-
+  backward index ranges, NaN boxes in NMS), one for the sample count of RoI Align with
+  adaptive sampling (the work limit, ``validation.check_limit``), and the kept count of
+  ``nms`` (its output size depends on the data).
   Soft-NMS is sequential and runs on host copies.
 * **No silent copies.** Numba quietly copies a NumPy argument to the device and back
   after the kernel (a host round trip and a full synchronisation). A launch that mixes

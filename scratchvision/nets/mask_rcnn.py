@@ -46,6 +46,7 @@ from scratchvision.nets.detection.masks import (
 from scratchvision.nets.detection.roi_heads import build_pooler
 from scratchvision.nets.faster_rcnn import SIZES as FASTER_SIZES
 from scratchvision.nets.faster_rcnn import FasterRCNN
+from scratchvision.validation import to_numpy
 
 # the mask head's widths, and RoIs sampled per image for the box head (whose positives
 # the mask head reads): the small preset halves Faster R-CNN's 64 and uses 32-channel mask
@@ -106,7 +107,7 @@ class MaskRCNN(FasterRCNN):
         if sum(len(r) for r in pos_rois) == 0:
             losses["loss_mask"] = features.sum() * 0.0
             return losses
-        masks = [_host(t["masks"]) for t in targets]
+        masks = [to_numpy(t["masks"]) for t in targets]
         for i, (m, t) in enumerate(zip(masks, targets)):
             if m.ndim != 3 or len(m) != len(t["boxes"]):
                 raise ValueError(f"targets[{i}]['masks'] must be ({len(t['boxes'])}, H, W), "
@@ -139,7 +140,3 @@ class MaskRCNN(FasterRCNN):
                 pasted = paste_masks_in_image(own, b, (h, w))
                 d["masks"] = Tensor((pasted >= self.mask_thresh).astype(np.uint8))
             return dets
-
-
-def _host(a) -> np.ndarray:
-    return np.asarray(a.get() if hasattr(a, "get") else a)

@@ -144,6 +144,7 @@ from scratchvision.nets.detection.targets import check_targets
 from scratchvision.nets.vgg import conv_bn_relu
 from scratchvision.ops import BoxCoder, box_iou, roi_align
 from scratchvision.proposals.sliding_window import pyramid_sizes, sliding_windows
+from scratchvision.validation import to_numpy
 
 __all__ = ["SIZES", "SlidingWindowDetector", "sample_windows"]
 
@@ -157,12 +158,6 @@ POS_LOG_SCALE, POS_SHIFT = 0.35, 0.25
 # near-miss negatives: the same, wide
 NEAR_LOG_SCALE, NEAR_SHIFT = 1.0, 0.8
 CANDIDATES_PER_OBJECT = 24
-
-
-def _host(a) -> np.ndarray:
-    if isinstance(a, Tensor):
-        a = a.data
-    return np.asarray(a.get() if hasattr(a, "get") else a)
 
 
 def _inside(cx, cy, side, h: int, w: int) -> np.ndarray:
@@ -444,8 +439,8 @@ class SlidingWindowDetector(nn.Module):
         image pixels -> the image's detections."""
         if len(boxes) == 0:
             return empty_detections()
-        scores = _host(F.softmax(Tensor(logits), dim=1))
-        decoded = self.box_coder.decode_single(_host(deltas).astype(np.float64), boxes)
+        scores = to_numpy(F.softmax(Tensor(logits), dim=1))
+        decoded = self.box_coder.decode_single(to_numpy(deltas).astype(np.float64), boxes)
         decoded = decoded.reshape(len(boxes), self.num_classes, 4)
         return select_detections(decoded[:, 1:], scores[:, 1:], image_size,
                                  self.score_thresh, self.nms_thresh, self.detections_per_img)
@@ -483,8 +478,8 @@ class SlidingWindowDetector(nn.Module):
             if logits.shape[2] * logits.shape[3] != len(boxes):
                 raise AssertionError(f"score map {logits.shape} does not match "
                                      f"{len(boxes)} windows")
-            lg = _host(logits).reshape(n, c, -1).transpose(0, 2, 1)    # (n, cells, K+1)
-            dl = _host(deltas).reshape(n, 4 * c, -1).transpose(0, 2, 1)
+            lg = to_numpy(logits).reshape(n, c, -1).transpose(0, 2, 1)    # (n, cells, K+1)
+            dl = to_numpy(deltas).reshape(n, 4 * c, -1).transpose(0, 2, 1)
             return [(lg[i], dl[i], boxes) for i in range(n)]
         return self._run(images, score)
 
@@ -504,8 +499,8 @@ class SlidingWindowDetector(nn.Module):
             logits, deltas = [], []
             for start in range(0, len(crops), self.naive_batch_size):
                 lg, dl = self.classify_windows(crops[start:start + self.naive_batch_size])
-                logits.append(_host(lg))
-                deltas.append(_host(dl))
+                logits.append(to_numpy(lg))
+                deltas.append(to_numpy(dl))
             m = len(ref)
             lg, dl = np.concatenate(logits), np.concatenate(deltas)
             boxes = ref.astype(np.float64) / np.array([wl / w, hl / h, wl / w, hl / h])

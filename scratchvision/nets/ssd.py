@@ -143,6 +143,7 @@ from scratchvision.nets.detection.images import resize_images
 from scratchvision.nets.detection.postprocess import select_detections
 from scratchvision.nets.detection.targets import check_targets
 from scratchvision.ops import BoxCoder, DefaultBoxGenerator, box_iou
+from scratchvision.validation import to_numpy
 
 __all__ = ["SIZES", "SSD", "decode", "default_aspect_ratios", "default_box_scales",
            "encode", "encode_targets", "hard_negative_mining", "match", "ssd_loss"]
@@ -158,12 +159,6 @@ SIZES = {
 
 VARIANCES = (0.1, 0.2)                       # the Caffe code's prior variances (centre, size)
 CODER = BoxCoder((1 / VARIANCES[0], 1 / VARIANCES[0], 1 / VARIANCES[1], 1 / VARIANCES[1]))
-
-
-def _host(a) -> np.ndarray:
-    if isinstance(a, Tensor):
-        a = a.data
-    return np.asarray(a.get() if hasattr(a, "get") else a)
 
 
 # ----------------------------------------------------------------------------- default boxes
@@ -263,7 +258,7 @@ def encode_targets(targets: list, default_boxes: np.ndarray, iou_threshold: floa
 def background_loss(cls_logits) -> np.ndarray:
     """(N, D, K) scores -> (N, D) confidence loss of background, -log softmax(c)_0, on
     the host (no graph: it only ranks the negatives)."""
-    c = _host(cls_logits).astype(np.float64)
+    c = to_numpy(cls_logits).astype(np.float64)
     top = c.max(axis=-1, keepdims=True)
     log_sum = np.log(np.exp(c - top).sum(axis=-1)) + top[..., 0]        # logsumexp
     return log_sum - c[..., 0]
@@ -505,10 +500,10 @@ class SSD(nn.Module):
         """Scores (N, D, K) and offsets (N, D, 4) -> per image ``{'boxes', 'scores',
         'labels'}``: softmax, boxes decoded and scaled to the image's pixels, each class's
         ``topk_candidates`` best boxes, then ``select_detections``."""
-        c = _host(cls_logits).astype(np.float64)
+        c = to_numpy(cls_logits).astype(np.float64)
         probs = np.exp(c - c.max(axis=-1, keepdims=True))
         probs /= probs.sum(axis=-1, keepdims=True)                      # (N, D, K)
-        reg = _host(bbox_regression).astype(np.float64)
+        reg = to_numpy(bbox_regression).astype(np.float64)
         results = []
         for k, (h, w) in enumerate(image_sizes):
             scale = np.array([w, h, w, h]) / self.input_size

@@ -119,6 +119,7 @@ from scratchvision.backend import get_array_module
 from scratchvision.nets.detection.images import resize_images
 from scratchvision.nets.detection.postprocess import select_detections
 from scratchvision.nets.detection.targets import check_targets
+from scratchvision.validation import to_numpy
 
 __all__ = ["SIZES", "BackbonePretrainer", "YOLOv1", "assign_predictors", "decode",
            "encode_targets", "yolo_v1_loss"]
@@ -131,12 +132,6 @@ SIZES = {
     "tiny": {"widths": (4, 8, 8), "depths": (1, 1, 1), "reduce_channels": 4, "hidden": 32,
              "grid_size": 4, "input_size": 32, "dropout": 0.0},
 }
-
-
-def _host(a) -> np.ndarray:
-    if isinstance(a, Tensor):
-        a = a.data
-    return np.asarray(a.get() if hasattr(a, "get") else a)
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -478,7 +473,7 @@ class YOLOv1(nn.Module):
         out = self(x)
         encoded = encode_targets(targets, sizes, self.grid_size, self.num_classes)
         b = self.boxes_per_cell
-        pred = _host(out)[..., :5 * b].reshape(*out.shape[:3], b, 5)[..., :4]
+        pred = to_numpy(out)[..., :5 * b].reshape(*out.shape[:3], b, 5)[..., :4]
         responsible, iou = assign_predictors(pred, encoded)
         return yolo_v1_loss(out, encoded, responsible, iou, self.lambda_coord,
                             self.lambda_noobj)
@@ -487,7 +482,7 @@ class YOLOv1(nn.Module):
         """(N, S, S, 5B + C) outputs -> per image ``{'boxes', 'scores', 'labels'}``: class
         confidence Pr(class | object) x conf for every box and class (both clipped to
         [0, 1]), boxes in the image's pixels, then ``select_detections``."""
-        out = _host(output).astype(np.float64)
+        out = to_numpy(output).astype(np.float64)
         n, s, _, _ = out.shape
         b = self.boxes_per_cell
         boxes = out[..., :5 * b].reshape(n, s, s, b, 5)

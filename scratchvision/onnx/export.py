@@ -114,7 +114,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from scratchvision import backend
 from scratchvision.autograd import ops
 from scratchvision.autograd.function import Function, enable_grad, root_array
 from scratchvision.autograd.tensor import Tensor
@@ -122,6 +121,7 @@ from scratchvision.functional import activation, conv, normalization, pooling
 from scratchvision.functional.interpolate import Interpolate
 from scratchvision.functional.linear import Linear  # (the package's `linear` is the function)
 from scratchvision.nn.module import Module
+from scratchvision.validation import pair, to_numpy
 
 __all__ = ["UnsupportedOperatorError", "export"]
 
@@ -289,11 +289,6 @@ class _Indices(NamedTuple):
     pool: Function
 
 
-def _host(a) -> np.ndarray:
-    a = a.data if isinstance(a, Tensor) else a
-    return np.asarray(backend.to_device(a, "cpu") if backend.is_cupy_array(a) else a)
-
-
 class _Builder:
     """Turns a ``_Trace`` into an ONNX ``ModelProto``: resolves every argument to an ONNX
     value name, and calls one converter per Function in topological order."""
@@ -405,7 +400,7 @@ class _Builder:
         if key in self.leaf_name:
             return self.leaf_name[key]
         name = self.state_names.get(id(t)) or self.state_names.get(key)
-        arr = _host(raw)
+        arr = to_numpy(raw)
         if name is None:
             if arr.dtype.kind in "biu" and arr.size > 1:
                 raise UnsupportedOperatorError(
@@ -573,8 +568,9 @@ class _Builder:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _pair(v) -> list[int]:
-    return [int(a) for a in v] if isinstance(v, (tuple, list)) else [int(v), int(v)]
+def _pair(v, name: str) -> list[int]:
+    """An int or a pair of ints as the ``[h, w]`` list an ONNX attribute takes."""
+    return list(pair(v, name))
 
 
 def _callable_and_module(module) -> tuple[Callable, Module]:
@@ -632,22 +628,23 @@ def _check_4d(b: _Builder, call: _Call) -> None:
 def _conv2d(b: _Builder, call: _Call) -> str:
     _check_4d(b, call)
     k = call.kwargs
-    ph, pw = _pair(k["padding"])
-    eh, ew = _pair(k.get("extra", (0, 0)))          # padding='same': odd pixel bottom/right
+    ph, pw = _pair(k["padding"], "padding")
+    eh, ew = _pair(k.get("extra", (0, 0)), "extra")   # padding='same': odd pixel bottom/right
     inputs = [b.value(call, i) for i in range(len(call.args))]
     return b.node("Conv", inputs, kernel_shape=list(call.args[1].shape[2:]),
-                  strides=_pair(k["stride"]), pads=[ph, pw, ph + eh, pw + ew],
-                  dilations=_pair(k["dilation"]), group=int(k["groups"]))
+                  strides=_pair(k["stride"], "stride"), pads=[ph, pw, ph + eh, pw + ew],
+                  dilations=_pair(k["dilation"], "dilation"), group=int(k["groups"]))
 
 
 def _conv_transpose2d(b: _Builder, call: _Call) -> str:
     _check_4d(b, call)
     k = call.kwargs
-    ph, pw = _pair(k["padding"])
+    ph, pw = _pair(k["padding"], "padding")
     inputs = [b.value(call, i) for i in range(len(call.args))]
     return b.node("ConvTranspose", inputs, kernel_shape=list(call.args[1].shape[2:]),
-                  strides=_pair(k["stride"]), pads=[ph, pw, ph, pw],
-                  output_padding=_pair(k["output_padding"]), dilations=_pair(k["dilation"]),
+                  strides=_pair(k["stride"], "stride"), pads=[ph, pw, ph, pw],
+                  output_padding=_pair(k["output_padding"], "output_padding"),
+                  dilations=_pair(k["dilation"], "dilation"),
                   group=int(k["groups"]))
 
 
@@ -687,12 +684,12 @@ def _linear(b: _Builder, call: _Call) -> str:
 
 
 def _pool_attrs(kernel_size, stride, padding, dilation=1) -> dict:
-    kernel = _pair(kernel_size)
-    p = _pair(padding)
+    kernel = _pair(kernel_size, "kernel_size")
+    p = _pair(padding, "padding")
     attrs = {"kernel_shape": kernel, "pads": p + p,
-             "strides": kernel if stride is None else _pair(stride)}
-    if _pair(dilation) != [1, 1]:
-        attrs["dilations"] = _pair(dilation)
+             "strides": kernel if stride is None else _pair(stride, "stride")}
+    if _pair(dilation, "dilation") != [1, 1]:
+        attrs["dilations"] = _pair(dilation, "dilation")
     return attrs
 
 

@@ -17,7 +17,11 @@ def convert_boxes_to_roi_format(boxes, xp=None):
         xp = xp or (get_array_module(*parts) if parts else np)
         rows = []
         for i, b in enumerate(parts):
-            b = xp.asarray(b, dtype=np.float64)
+            b = xp.asarray(b)
+            if b.dtype.kind not in "iuf":    # coordinates: ints convert, bools do not
+                raise TypeError(f"boxes[{i}] must have a real (float or integer) dtype, got "
+                                f"{b.dtype}")
+            b = b.astype(np.float64, copy=False)
             if b.ndim != 2 or b.shape[1] != 4:
                 raise ValueError(f"boxes[{i}] must have shape (K_i, 4) [x1, y1, x2, y2], got "
                                  f"{tuple(b.shape)}")

@@ -16,12 +16,3 @@ def unwrap(x: Any):
 def wrap(array: Any, as_tensor: bool):
     """A Tensor without grad when ``as_tensor``, else the array."""
     return Tensor._make(array, False) if as_tensor else array
-
-
-def pair(value, name: str) -> tuple[int, int]:
-    """An int or a pair of ints -> (h, w)."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{name} must be an int or a pair (h, w), got {value!r}")
-        return value[0], value[1]
-    return value, value

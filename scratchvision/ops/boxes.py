@@ -24,28 +24,34 @@ from scratchvision.ops._utils import unwrap, wrap
 FORMATS = ("xyxy", "xywh", "cxcywh")
 
 
-def box_area(boxes):
-    """Areas of (N, 4) xyxy boxes -> (N,)."""
+def box_area(boxes, *, impl: str | None = None):
+    """Areas of (N, 4) xyxy boxes -> (N,).
+
+    ``impl`` (here and in ``box_iou``/``generalized_box_iou``) picks the kernel version:
+    None (``cpu`` for NumPy, ``cuda`` for CuPy data) or one of
+    ``kernels.boxes.VERSIONS.impls`` (``"reference"``, ``"cpu"``, ``"cuda"``).
+    """
     b, t = unwrap(boxes)
-    return wrap(K.box_area(b), t)
+    return wrap(K.box_area(b, impl=impl), t)
 
 
-def box_iou(boxes1, boxes2):
-    """Pairwise IoU of (N, 4) and (M, 4) xyxy boxes -> (N, M)."""
+def box_iou(boxes1, boxes2, *, impl: str | None = None):
+    """Pairwise IoU of (N, 4) and (M, 4) xyxy boxes -> (N, M) (``impl``: see ``box_area``)."""
     a, t = unwrap(boxes1)
     b, _ = unwrap(boxes2)
-    return wrap(K.box_iou(a, b), t)
+    return wrap(K.box_iou(a, b, impl=impl), t)
 
 
-def generalized_box_iou(boxes1, boxes2):
-    """Pairwise generalised IoU of (N, 4) and (M, 4) xyxy boxes -> (N, M), in [-1, 1]."""
+def generalized_box_iou(boxes1, boxes2, *, impl: str | None = None):
+    """Pairwise generalised IoU of (N, 4) and (M, 4) xyxy boxes -> (N, M), in [-1, 1]
+    (``impl``: see ``box_area``)."""
     a, t = unwrap(boxes1)
     b, _ = unwrap(boxes2)
     a, b = K.check_boxes(a, "boxes1"), K.check_boxes(b, "boxes2")
     for name, arr in (("boxes1", a), ("boxes2", b)):
         if arr.size and bool(((arr[:, 2] < arr[:, 0]) | (arr[:, 3] < arr[:, 1])).any()):
             raise ValueError(f"{name} must have x2 >= x1 and y2 >= y1 (xyxy format)")
-    return wrap(K.generalized_box_iou(a, b), t)
+    return wrap(K.generalized_box_iou(a, b, impl=impl), t)
 
 
 def _check_last4(b, name="boxes"):

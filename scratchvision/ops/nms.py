@@ -44,7 +44,7 @@ from scratchvision.ops._utils import unwrap, wrap
 BATCHED_NMS_LOOP_ABOVE = 20_000
 
 
-def nms(boxes, scores, iou_threshold: float):
+def nms(boxes, scores, iou_threshold: float, *, impl: str | None = None):
     """Greedy NMS.
 
     Parameters
@@ -52,6 +52,8 @@ def nms(boxes, scores, iou_threshold: float):
     boxes : (N, 4) array or Tensor, xyxy.
     scores : (N,) array or Tensor.
     iou_threshold : float; boxes with IoU > iou_threshold with a kept box are dropped.
+    impl : kernel version: None (``cpu`` for NumPy, ``cuda`` for CuPy data) or one of
+        ``kernels.nms.VERSIONS.impls`` (``"reference"``, ``"cpu"``, ``"cuda"``).
 
     Returns
     -------
@@ -59,7 +61,7 @@ def nms(boxes, scores, iou_threshold: float):
     """
     b, t = unwrap(boxes)
     s, _ = unwrap(scores)
-    return wrap(K.nms(b, s, iou_threshold), t)
+    return wrap(K.nms(b, s, iou_threshold, impl=impl), t)
 
 
 def _check_idxs(idxs, n, xp):
@@ -73,34 +75,36 @@ def _check_idxs(idxs, n, xp):
     return idxs.astype(np.int64)
 
 
-def _batched_nms_coordinate_trick(boxes, scores, idxs, iou_threshold):
+def _batched_nms_coordinate_trick(boxes, scores, idxs, iou_threshold, impl=None):
     xp = get_array_module(boxes)
     boxes = xp.asarray(boxes, dtype=np.float64)
     if boxes.shape[0] == 0:
         return xp.zeros(0, np.int64)
     span = float(boxes.max() - boxes.min())
     offsets = (idxs - idxs.min()).astype(np.float64) * (span + 1.0)   # (N,)
-    return K.nms(boxes + offsets[:, None], scores, iou_threshold)
+    return K.nms(boxes + offsets[:, None], scores, iou_threshold, impl=impl)
 
 
-def _batched_nms_vanilla(boxes, scores, idxs, iou_threshold):
+def _batched_nms_vanilla(boxes, scores, idxs, iou_threshold, impl=None):
     xp = get_array_module(boxes)
     keep_mask = xp.zeros(boxes.shape[0], dtype=bool)
     for k in xp.unique(idxs).tolist():
         members = xp.nonzero(idxs == k)[0]
-        keep_mask[members[K.nms(boxes[members], scores[members], iou_threshold)]] = True
+        keep_mask[members[K.nms(boxes[members], scores[members], iou_threshold,
+                                   impl=impl)]] = True
     keep = xp.nonzero(keep_mask)[0]
     order = xp.argsort(-xp.asarray(scores, dtype=np.float64)[keep], kind="stable")
     return keep[order].astype(np.int64)
 
 
-def batched_nms(boxes, scores, idxs, iou_threshold: float):
+def batched_nms(boxes, scores, idxs, iou_threshold: float, *, impl: str | None = None):
     """NMS within each category.
 
     Parameters
     ----------
     boxes : (N, 4) xyxy; scores : (N,); idxs : (N,) integer category of each box.
     iou_threshold : float.
+    impl : kernel version of the NMS calls, as in ``nms``.
 
     Returns
     -------
@@ -112,17 +116,19 @@ def batched_nms(boxes, scores, idxs, iou_threshold: float):
     b, s = K.check_boxes_scores(b, s)
     xp = get_array_module(b)
     idxs = _check_idxs(i, b.shape[0], xp)
+    K.VERSIONS.resolve(impl, b)              # a wrong impl fails even for empty input
     if b.shape[0] == 0:
         return wrap(xp.zeros(0, np.int64), t)
     if b.shape[0] > BATCHED_NMS_LOOP_ABOVE:
-        keep = _batched_nms_vanilla(b, s, idxs, iou_threshold)
+        keep = _batched_nms_vanilla(b, s, idxs, iou_threshold, impl)
     else:
-        keep = _batched_nms_coordinate_trick(b, s, idxs, iou_threshold)
+        keep = _batched_nms_coordinate_trick(b, s, idxs, iou_threshold, impl)
     return wrap(keep, t)
 
 
 def soft_nms(boxes, scores, sigma: float = 0.5, score_threshold: float = 0.001,
-             method: str = "gaussian", iou_threshold: float = 0.3):
+             method: str = "gaussian", iou_threshold: float = 0.3, *,
+             impl: str | None = None):
     """Soft-NMS (Bodla et al., ICCV 2017).
 
     Parameters
@@ -132,6 +138,7 @@ def soft_nms(boxes, scores, sigma: float = 0.5, score_threshold: float = 0.001,
     score_threshold : boxes whose (decayed) score is below it are dropped.
     method : 'gaussian' or 'linear' (``s *= 1 - IoU`` when IoU > iou_threshold).
     iou_threshold : N_t of the linear method.
+    impl : kernel version, as in ``nms``.
 
     Returns
     -------
@@ -141,7 +148,8 @@ def soft_nms(boxes, scores, sigma: float = 0.5, score_threshold: float = 0.001,
     b, t = unwrap(boxes)
     s, _ = unwrap(scores)
     keep, new_scores = K.soft_nms(b, s, sigma=sigma, iou_threshold=iou_threshold,
-                                  score_threshold=score_threshold, method=method)
+                                  score_threshold=score_threshold, method=method,
+                                  impl=impl)
     if t:
         new_scores = new_scores.astype(get_array_module(s).asarray(s).dtype)
     return wrap(keep, t), wrap(new_scores, t)

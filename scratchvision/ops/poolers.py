@@ -97,6 +97,8 @@ class MultiScaleRoIAlign(Module):
     sampling_ratio : samples per bin along each axis (<= 0: ceil(bin size))
     canonical_scale, canonical_level : ``s0`` and ``k0`` of the level mapping
         (keyword-only, as torchvision)
+    impl : RoI Align's kernel version (keyword-only): None or one of
+        ``kernels.roi_align.VERSIONS.impls``
 
     Example::
 
@@ -107,8 +109,10 @@ class MultiScaleRoIAlign(Module):
     """
 
     def __init__(self, featmap_names, output_size, sampling_ratio: int, *,
-                 canonical_scale: int = 224, canonical_level: int = 4) -> None:
+                 canonical_scale: int = 224, canonical_level: int = 4,
+                 impl: str | None = None) -> None:
         super().__init__()
+        self.impl = impl                     # RoI Align's kernel version (see roi_align)
         if isinstance(output_size, int):
             output_size = (output_size, output_size)
         self.featmap_names = featmap_names
@@ -152,7 +156,8 @@ class MultiScaleRoIAlign(Module):
         first = _as_tensor(feats[0])
         if len(feats) == 1:
             return roi_align(first, first.xp.asarray(rois), self.output_size,
-                             self.scales[0], self.sampling_ratio, aligned=False)
+                             self.scales[0], self.sampling_ratio, aligned=False,
+                             impl=self.impl)
         if len(rois) == 0:
             return Tensor(first.xp.zeros((0, first.shape[1]) + self.output_size, first.dtype))
         levels = self.map_levels(host)                                # (K,)
@@ -164,7 +169,8 @@ class MultiScaleRoIAlign(Module):
             feature = _as_tensor(feature)
             level_rois = feature.xp.asarray(rois[idx])
             pieces.append(roi_align(feature, level_rois, self.output_size, scale,
-                                    self.sampling_ratio, aligned=False).to(first.dtype))
+                                    self.sampling_ratio, aligned=False,
+                                    impl=self.impl).to(first.dtype))
             order.append(idx)
         pooled = pieces[0] if len(pieces) == 1 else cat(pieces, dim=0)
         order = np.concatenate(order)

@@ -23,27 +23,28 @@ from scratchvision.autograd.tensor import Tensor
 from scratchvision.kernels import roi_align as K
 from scratchvision.nn.module import Module
 from scratchvision.ops._rois import convert_boxes_to_roi_format
-from scratchvision.ops._utils import pair
+from scratchvision.validation import pair
 
 
 class RoIAlignFunction(Function):
     """y = roi_align(x, rois); backward scatters gy through the same bilinear weights."""
 
-    def forward(self, x, rois, out_h, out_w, spatial_scale, sampling_ratio, aligned):
-        self.rois, self.x_shape = rois, x.shape
+    def forward(self, x, rois, out_h, out_w, spatial_scale, sampling_ratio, aligned,
+                impl=None):
+        self.rois, self.x_shape, self.impl = rois, x.shape, impl
         self.args = (spatial_scale, sampling_ratio, aligned)
         return K.roi_align_forward(x, rois, out_h, out_w, spatial_scale, sampling_ratio,
-                                   aligned)
+                                   aligned, impl=impl)
 
     def backward(self, gy):
         gx = None
         if self.needs_input_grad[0]:
-            gx = K.roi_align_backward(gy, self.rois, self.x_shape, *self.args)
+            gx = K.roi_align_backward(gy, self.rois, self.x_shape, *self.args, impl=self.impl)
         return (gx,) + (None,) * 6
 
 
 def roi_align(input, boxes, output_size, spatial_scale: float = 1.0,
-              sampling_ratio: int = -1, aligned: bool = False):
+              sampling_ratio: int = -1, aligned: bool = False, *, impl: str | None = None):
     """RoI Align.
 
     Parameters
@@ -54,35 +55,42 @@ def roi_align(input, boxes, output_size, spatial_scale: float = 1.0,
     spatial_scale : feature-map size / image size (e.g. 1/16 for a stride-16 map).
     sampling_ratio : samples per bin along each axis; <= 0 means ``ceil(bin size)``.
     aligned : shift boxes by -0.5 pixel (the half-pixel model); False is the legacy mode.
+    impl : kernel version for the forward and the backward pass: None (``cpu`` for NumPy,
+        ``cuda`` for CuPy data) or one of ``kernels.roi_align.VERSIONS.impls``
+        (``"reference"``, ``"cpu"``, ``"cuda"``, ``"cuda_atomic"``).
+
+    The feature map must be float32 or float64 (a ``TypeError`` otherwise); boxes of any
+    real dtype are converted to float64.
 
     Returns
     -------
     (K, C, out_h, out_w): a Tensor (differentiable in ``input``) for a Tensor input, else
     an array.
     """
-    out_h, out_w = pair(output_size, "output_size")
-    x = input.data if isinstance(input, Tensor) else input
+    out_h, out_w = pair(output_size, "output_size", minimum=1)
     rois = convert_boxes_to_roi_format(boxes)
     if isinstance(input, Tensor):
         return RoIAlignFunction.apply(input, rois, out_h, out_w, spatial_scale,
-                                      sampling_ratio, aligned)
-    return K.roi_align_forward(x, rois, out_h, out_w, spatial_scale, sampling_ratio, aligned)
+                                      sampling_ratio, aligned, impl=impl)
+    return K.roi_align_forward(input, rois, out_h, out_w, spatial_scale, sampling_ratio,
+                               aligned, impl=impl)
 
 
 class RoIAlign(Module):
     """Module form of ``roi_align`` (torchvision.ops.RoIAlign)."""
 
     def __init__(self, output_size, spatial_scale: float, sampling_ratio: int,
-                 aligned: bool = False) -> None:
+                 aligned: bool = False, *, impl: str | None = None) -> None:
         super().__init__()
         self.output_size = output_size
         self.spatial_scale = spatial_scale
         self.sampling_ratio = sampling_ratio
         self.aligned = aligned
+        self.impl = impl                     # the kernel version (see ``roi_align``)
 
     def forward(self, input, rois):
         return roi_align(input, rois, self.output_size, self.spatial_scale,
-                         self.sampling_ratio, self.aligned)
+                         self.sampling_ratio, self.aligned, impl=self.impl)
 
     def extra_repr(self) -> str:
         return (f"output_size={self.output_size}, spatial_scale={self.spatial_scale}, "

@@ -18,25 +18,26 @@ from scratchvision.autograd.tensor import Tensor
 from scratchvision.kernels import roi_pool as K
 from scratchvision.nn.module import Module
 from scratchvision.ops._rois import convert_boxes_to_roi_format
-from scratchvision.ops._utils import pair
+from scratchvision.validation import pair
 
 
 class RoIPoolFunction(Function):
     """y = roi_pool(x, rois); backward routes gy to each bin's argmax."""
 
-    def forward(self, x, rois, out_h, out_w, spatial_scale):
-        y, self.argmax = K.roi_pool_forward(x, rois, out_h, out_w, spatial_scale)
-        self.rois, self.x_shape = rois, x.shape
+    def forward(self, x, rois, out_h, out_w, spatial_scale, impl=None):
+        y, self.argmax = K.roi_pool_forward(x, rois, out_h, out_w, spatial_scale, impl=impl)
+        self.rois, self.x_shape, self.impl = rois, x.shape, impl
         return y
 
     def backward(self, gy):
         gx = None
         if self.needs_input_grad[0]:
-            gx = K.roi_pool_backward(gy, self.argmax, self.rois, self.x_shape)
+            gx = K.roi_pool_backward(gy, self.argmax, self.rois, self.x_shape, impl=self.impl)
         return (gx,) + (None,) * 4
 
 
-def roi_pool(input, boxes, output_size, spatial_scale: float = 1.0):
+def roi_pool(input, boxes, output_size, spatial_scale: float = 1.0, *,
+             impl: str | None = None):
     """RoI max pooling.
 
     Parameters
@@ -45,29 +46,35 @@ def roi_pool(input, boxes, output_size, spatial_scale: float = 1.0):
     boxes : (K, 5) rows ``[batch_index, x1, y1, x2, y2]``, or a list of N arrays (K_i, 4).
     output_size : int or (out_h, out_w).
     spatial_scale : feature-map size / image size.
+    impl : kernel version for the forward and the backward pass: None (``cpu`` for NumPy,
+        ``cuda`` for CuPy data) or one of ``kernels.roi_pool.VERSIONS.impls``.
+
+    The feature map must be float32 or float64 (a ``TypeError`` otherwise); boxes of any
+    real dtype are converted to float64.
 
     Returns
     -------
     (K, C, out_h, out_w): a Tensor (differentiable in ``input``) for a Tensor input, else
     an array.
     """
-    out_h, out_w = pair(output_size, "output_size")
+    out_h, out_w = pair(output_size, "output_size", minimum=1)
     rois = convert_boxes_to_roi_format(boxes)
     if isinstance(input, Tensor):
-        return RoIPoolFunction.apply(input, rois, out_h, out_w, spatial_scale)
-    return K.roi_pool_forward(input, rois, out_h, out_w, spatial_scale)[0]
+        return RoIPoolFunction.apply(input, rois, out_h, out_w, spatial_scale, impl=impl)
+    return K.roi_pool_forward(input, rois, out_h, out_w, spatial_scale, impl=impl)[0]
 
 
 class RoIPool(Module):
     """Module form of ``roi_pool`` (torchvision.ops.RoIPool)."""
 
-    def __init__(self, output_size, spatial_scale: float) -> None:
+    def __init__(self, output_size, spatial_scale: float, *, impl: str | None = None) -> None:
         super().__init__()
         self.output_size = output_size
         self.spatial_scale = spatial_scale
+        self.impl = impl                     # the kernel version (see ``roi_pool``)
 
     def forward(self, input, rois):
-        return roi_pool(input, rois, self.output_size, self.spatial_scale)
+        return roi_pool(input, rois, self.output_size, self.spatial_scale, impl=self.impl)
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}, spatial_scale={self.spatial_scale}"

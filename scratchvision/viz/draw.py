@@ -20,16 +20,7 @@ import cv2
 import numpy as np
 
 from scratchvision.autograd import Tensor
-from scratchvision.backend import is_cupy_array
-
-
-def _numpy(x) -> np.ndarray:
-    """A NumPy array from an array, a list, a Tensor or a CuPy array."""
-    if isinstance(x, Tensor):
-        x = x.data
-    if is_cupy_array(x):
-        x = x.get()
-    return np.asarray(x)
+from scratchvision.validation import to_numpy
 
 
 def class_color(label: int) -> tuple[int, int, int]:
@@ -41,7 +32,7 @@ def class_color(label: int) -> tuple[int, int, int]:
 
 def to_uint8_image(image) -> np.ndarray:
     """(H, W, 3) uint8 RGB copy of an image given as HWC uint8 or CHW float in [0, 1]."""
-    arr = _numpy(image)
+    arr = to_numpy(image)
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)
     if arr.ndim != 3:
@@ -56,7 +47,7 @@ def to_uint8_image(image) -> np.ndarray:
 
 
 def _np(x, dtype=None):
-    a = _numpy(x)
+    a = to_numpy(x)
     return a.astype(dtype) if dtype is not None else a
 
 

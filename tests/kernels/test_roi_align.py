@@ -101,7 +101,7 @@ def test_empty_and_bad_input(rng):
         ops.roi_align(x, np.array([[2, 0, 0, 3, 3.0]]), 2)
     with pytest.raises(ValueError, match="batch indices"):
         ops.roi_align(x, np.array([[0.5, 0, 0, 3, 3.0]]), 2)
-    with pytest.raises(ValueError, match="output_size must be positive"):
+    with pytest.raises(ValueError, match="output_size must be >= 1"):
         ops.roi_align(x, np.array([[0, 0, 0, 3, 3.0]]), (-1, 2))
     with pytest.raises(ValueError, match=r"boxes\[1\] must have shape"):
         ops.roi_align(x, [np.zeros((1, 4)), np.zeros((1, 5))], 2)

@@ -84,7 +84,7 @@ def test_empty_and_bad_input(rng):
         ops.roi_pool(x, np.zeros((2, 6)), 2)
     with pytest.raises(ValueError, match=r"batch indices in \[0, 2\)"):
         ops.roi_pool(x, np.array([[-1, 0, 0, 3, 3.0]]), 2)
-    with pytest.raises(ValueError, match="output_size must be positive"):
+    with pytest.raises(ValueError, match="output_size must be >= 1"):
         ops.roi_pool(x, np.array([[0, 0, 0, 3, 3.0]]), 0)
     with pytest.raises(ValueError, match="argmax"):
         K.roi_pool_backward(np.zeros((1, 3, 2, 2)), np.zeros((1, 3, 2, 1), np.int64),

@@ -13,8 +13,14 @@ the index arithmetic)::
 
 Versions: ``reference`` (plain loops, the specification), ``numpy`` (fancy indexing:
 ``take_along_axis``, ``add.at``; ``vectorized.py``, it runs on CuPy arrays too) and ``cpu``
-(Numba, parallel and deterministic). ``impl=None`` picks ``cpu`` for NumPy arrays of the
-dtypes Numba compiles and ``numpy`` otherwise (CuPy arrays, float16, ...).
+(Numba, parallel and deterministic). Dispatch is the family's ``KernelFamily``
+(``kernels/versions.py``): ``VERSIONS`` for the copying ops, ``ADD_VERSIONS`` for the adding
+ones, the same versions with two ``default_cpu`` rules. ``impl=None`` picks ``cpu`` for
+NumPy arrays of the dtypes Numba compiles (bool only for copies) and ``numpy`` otherwise
+(CuPy arrays, float16, ...); there is no GPU version, CuPy arrays run ``numpy`` and any
+other ``impl`` on them is a ``ValueError``. ``impl='cpu'`` on a dtype Numba does not
+compile is a ``TypeError``. ``masked_fill``'s broadcast output is checked against
+``validation.LIMITS["max_elements"]`` (a small input and mask can broadcast to a huge one).
 
 The public functions below take N-d arrays and a ``dim`` as torch does, and own the
 validation, done on the host before any compiled kernel runs: ``dim`` in range (a 0-d
@@ -25,7 +31,6 @@ smaller index, and hand the versions C-contiguous 3-D views.
 """
 from __future__ import annotations
 
-import importlib
 import math
 import operator
 
@@ -33,31 +38,51 @@ import numpy as np
 
 from scratchvision.backend import check_same_device, get_array_module, is_cupy_array
 from scratchvision.kernels.indexing.sorting import argsort, check_k, sort, topk
+from scratchvision.kernels.versions import KernelFamily
+from scratchvision.validation import check_limit
 
 __all__ = ["IMPLS", "argsort", "check_bounds", "check_index", "check_k", "gather", "index_add",
            "index_select", "masked_fill", "normalize_dim", "scatter", "scatter_add", "sort",
            "topk"]
 
-IMPLS = ("reference", "numpy", "cpu")
-_MODULES = {"reference": "reference", "numpy": "vectorized", "cpu": "cpu"}
 # dtypes the Numba version is compiled for; the adds need arithmetic (no bool)
 _NUMBA_KINDS = {"copy": "biuf", "add": "iuf"}
 
 
+def _numba_compiles(x, kind: str) -> bool:
+    """Whether the ``cpu`` (Numba) version handles ``x``'s dtype for a ``kind`` op."""
+    return x.dtype.kind in _NUMBA_KINDS[kind] and x.dtype != np.float16
+
+
+def _default_for(kind: str):
+    """The ``default_cpu`` rule of ``kind`` ops: ``cpu`` where Numba compiles the dtype,
+    else ``numpy`` (which also runs CuPy arrays)."""
+    def default(x, *others):
+        return "cpu" if not is_cupy_array(x) and _numba_compiles(x, kind) else "numpy"
+    return default
+
+
+# One family, two default rules: copies (gather, scatter, index_select, masked_fill) run
+# bool arrays in Numba, adds (scatter_add, index_add) do not. No GPU version: CuPy arrays
+# run ``numpy`` (CuPy's fancy indexing).
+VERSIONS = KernelFamily("indexing", algorithms={"numpy": "vectorized"}, gpu=(),
+                        default_cpu=_default_for("copy"))
+ADD_VERSIONS = KernelFamily("indexing", algorithms={"numpy": "vectorized"}, gpu=(),
+                            default_cpu=_default_for("add"))
+IMPLS = VERSIONS.impls
+
+
 def _version(impl: str | None, x, op: str, kind: str = "copy"):
-    """The module that runs ``impl`` for array ``x``."""
-    numba_ok = x.dtype.kind in _NUMBA_KINDS[kind] and x.dtype != np.float16
-    if impl is None:
-        impl = "numpy" if is_cupy_array(x) or not numba_ok else "cpu"
-    if impl not in IMPLS:
-        raise ValueError(f"{op}: impl must be one of {IMPLS}, got {impl!r}")
+    """The module that runs ``impl`` (None: the default of ``kind`` ops) for array ``x``."""
+    family = ADD_VERSIONS if kind == "add" else VERSIONS
+    impl = family.resolve(impl, x)
     if impl != "numpy" and is_cupy_array(x):
         raise ValueError(f"{op}: impl={impl!r} runs on NumPy arrays only; CuPy arrays use "
                          "impl='numpy' (CuPy's fancy indexing)")
-    if impl == "cpu" and not numba_ok:
+    if impl == "cpu" and not _numba_compiles(x, kind):
         raise TypeError(f"{op}: impl='cpu' does not support dtype {x.dtype}; use "
                         "impl='numpy'")
-    return importlib.import_module(f"scratchvision.kernels.indexing.{_MODULES[impl]}")
+    return family.module(impl, x)
 
 
 # ---------------------------------------------------------------------- validation
@@ -275,6 +300,7 @@ def masked_fill(x, mask, value, impl: str | None = None):
         raise ValueError(f"masked_fill: mask of shape {tuple(mask.shape)} does not broadcast "
                          f"with input of shape {tuple(x.shape)}") from None
     value = x.dtype.type(value.item() if hasattr(value, "item") else value)
+    check_limit(shape, "masked_fill output (input and mask broadcast)")
     if math.prod(shape) == 0:
         return xp.empty(shape, x.dtype)
     xf = xp.ascontiguousarray(xp.broadcast_to(x, shape)).reshape(-1)

@@ -158,7 +158,13 @@ def _plan(n_outer: int, n_inner: int, work: int) -> tuple[str, int]:
 
 @njit(cache=True)
 def _scatter_tasks(y, index, src, n, n_index, n_inner, n_blocks, t0, t1, accumulate):
-    """Tasks t0 .. t1-1 of the flat arrays; task t is (o, b) and owns y[o, :, i0:i1]."""
+    """Tasks t0 .. t1-1 of the flat arrays; task t is (o, b) and owns y[o, :, i0:i1].
+
+    Argument groups: the flat arrays (``y`` (O, n, I), ``index`` and ``src`` (O, n_index,
+    I), raveled), their sizes (``n``, ``n_index``, ``n_inner`` = I), the split
+    (``n_blocks`` column blocks per outer row; tasks ``t0 .. t1-1``) and the operation
+    (``accumulate``: add, else overwrite).
+    """
     width = (n_inner + n_blocks - 1) // n_blocks
     for t in range(t0, t1):
         o = t // n_blocks

@@ -31,6 +31,8 @@ What is different, and why it is faster:
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit, prange
 
@@ -42,13 +44,46 @@ _interp = njit(cache=True)(scalar.linear_weights_1d)
 CBLOCK = 8                     # channels per task (see the module docstring)
 
 
+class Geometry(NamedTuple):
+    """The scalar arguments of one call, passed to the kernels as one record."""
+
+    height: int                # feature map rows H
+    width: int                 # feature map columns W
+    out_h: int                 # bins per RoI, vertically
+    out_w: int                 # bins per RoI, horizontally
+    spatial_scale: float       # image -> feature coordinates
+    sampling_ratio: int        # samples per bin and axis; <= 0: adaptive
+    aligned: bool              # half-pixel offset (scalar.py)
+
+
+class SampleTables(NamedTuple):
+    """The per-RoI tables ``_build`` makes and both kernels read (R RoIs).
+
+    Bin row ``ph`` of RoI r reads the pixel rows ``ridx[s:s + rlen[r, ph]]`` with weights
+    ``rw[s:...]``, ``s = roff[r] + ph * 2 * grid[r, 0]``; bin columns likewise with
+    ``cidx``, ``cw``, ``clen``, ``coff`` and ``grid[r, 1]``.
+    """
+
+    grid: np.ndarray           # (R, 2) int64 samples per bin (grid_h, grid_w)
+    roff: np.ndarray           # (R + 1,) int64 start of RoI r's row slots in ridx / rw
+    coff: np.ndarray           # (R + 1,) int64 start of RoI r's column slots in cidx / cw
+    rlen: np.ndarray           # (R, out_h) int64 entries used in each row slot
+    clen: np.ndarray           # (R, out_w) int64 entries used in each column slot
+    ridx: np.ndarray           # (roff[R],) int64 pixel rows
+    rw: np.ndarray             # (roff[R],) float64 their summed row weights
+    cidx: np.ndarray           # (coff[R],) int64 pixel columns
+    cw: np.ndarray             # (coff[R],) float64 their summed column weights
+    inv_count: np.ndarray      # (R,) float64 1 / samples per bin
+
+
 @njit(cache=True)
-def _grid_sizes(rois, out_h, out_w, spatial_scale, sampling_ratio, aligned):
+def _grid_sizes(rois, geo):
     """(R, 2) sample-grid size (grid_h, grid_w) of each RoI, negatives clipped to 0."""
     grid = np.empty((rois.shape[0], 2), np.int64)
     for r in range(rois.shape[0]):
         _, _, _, _, gh, gw = _geometry(rois[r, 1], rois[r, 2], rois[r, 3], rois[r, 4],
-                                       spatial_scale, out_h, out_w, sampling_ratio, aligned)
+                                       geo.spatial_scale, geo.out_h, geo.out_w,
+                                       geo.sampling_ratio, geo.aligned)
         grid[r, 0] = max(gh, 0)
         grid[r, 1] = max(gw, 0)
     return grid
@@ -68,7 +103,12 @@ def _add(idx, wts, s0, m, j, w):
 
 @njit(cache=True)
 def _fill_axis(start, bin_size, grid, out, size, base, lens, idx, wts):
-    """(pixel, weight) lists of the ``out`` bins of one RoI along one axis."""
+    """(pixel, weight) lists of the ``out`` bins of one RoI along one axis.
+
+    Three argument groups: the axis (``start``, ``bin_size``, ``grid`` samples per bin,
+    ``out`` bins, ``size`` pixels of the map), where this RoI writes (its first slot
+    ``base``, its per-bin lengths ``lens``), and the shared tables ``idx``/``wts``.
+    """
     cap = 2 * grid
     for p in range(out):
         s0 = base + p * cap
@@ -83,9 +123,9 @@ def _fill_axis(start, bin_size, grid, out, size, base, lens, idx, wts):
 
 
 @njit(cache=True)
-def _tables(rois, height, width, out_h, out_w, spatial_scale, sampling_ratio, aligned,
-            grid, roff, coff):
+def _tables(rois, geo, grid, roff, coff):
     """Row and column tables of every RoI (see the module docstring)."""
+    out_h, out_w = geo.out_h, geo.out_w
     nroi = rois.shape[0]
     rlen = np.zeros((nroi, out_h), np.int64)
     clen = np.zeros((nroi, out_w), np.int64)
@@ -96,16 +136,17 @@ def _tables(rois, height, width, out_h, out_w, spatial_scale, sampling_ratio, al
     inv_count = np.empty(nroi, np.float64)
     for r in range(nroi):
         start_h, start_w, bin_h, bin_w, gh, gw = _geometry(
-            rois[r, 1], rois[r, 2], rois[r, 3], rois[r, 4], spatial_scale, out_h, out_w,
-            sampling_ratio, aligned)
+            rois[r, 1], rois[r, 2], rois[r, 3], rois[r, 4], geo.spatial_scale, out_h, out_w,
+            geo.sampling_ratio, geo.aligned)
         inv_count[r] = 1.0 / max(gh * gw, 1)
-        _fill_axis(start_h, bin_h, grid[r, 0], out_h, height, roff[r], rlen[r], ridx, rw)
-        _fill_axis(start_w, bin_w, grid[r, 1], out_w, width, coff[r], clen[r], cidx, cw)
+        _fill_axis(start_h, bin_h, grid[r, 0], out_h, geo.height, roff[r], rlen[r], ridx, rw)
+        _fill_axis(start_w, bin_w, grid[r, 1], out_w, geo.width, coff[r], clen[r], cidx, cw)
     return rlen, clen, ridx, rw, cidx, cw, inv_count
 
 
 @njit(parallel=True, cache=True)
-def _forward(x, rois, grid, roff, coff, rlen, clen, ridx, rw, cidx, cw, inv_count, y):
+def _forward(x, rois, tables, y):
+    grid, roff, coff, rlen, clen, ridx, rw, cidx, cw, inv_count = tables
     channels = x.shape[1]
     out_h, out_w = y.shape[2], y.shape[3]
     nblk = (channels + CBLOCK - 1) // CBLOCK
@@ -136,7 +177,8 @@ def _forward(x, rois, grid, roff, coff, rlen, clen, ridx, rw, cidx, cw, inv_coun
 
 
 @njit(parallel=True, cache=True)
-def _backward(gy, rois, grid, roff, coff, rlen, clen, ridx, rw, cidx, cw, inv_count, gx):
+def _backward(gy, rois, tables, gx):
+    grid, roff, coff, rlen, clen, ridx, rw, cidx, cw, inv_count = tables
     batch, channels, height, width = gx.shape
     out_h, out_w = gy.shape[2], gy.shape[3]
     nblk = (channels + CBLOCK - 1) // CBLOCK
@@ -170,17 +212,18 @@ def _backward(gy, rois, grid, roff, coff, rlen, clen, ridx, rw, cidx, cw, inv_co
                     gx[n, c, py, px] = planes[py, px, c - c0]
 
 
-def _build(rois, height, width, out_h, out_w, spatial_scale, sampling_ratio, aligned):
-    spatial_scale, sampling_ratio, aligned = float(spatial_scale), int(sampling_ratio), \
-        bool(aligned)
-    grid = _grid_sizes(rois, out_h, out_w, spatial_scale, sampling_ratio, aligned)
+def _build(rois, height, width, out_h, out_w, spatial_scale, sampling_ratio,
+           aligned) -> SampleTables:
+    """The ``SampleTables`` of these RoIs on a height x width map."""
+    geo = Geometry(int(height), int(width), int(out_h), int(out_w), float(spatial_scale),
+                   int(sampling_ratio), bool(aligned))
+    grid = _grid_sizes(rois, geo)
     roff = np.zeros(rois.shape[0] + 1, np.int64)
     np.cumsum(grid[:, 0] * (2 * out_h), out=roff[1:])
     coff = np.zeros(rois.shape[0] + 1, np.int64)
     np.cumsum(grid[:, 1] * (2 * out_w), out=coff[1:])
-    tables = _tables(rois, height, width, out_h, out_w, spatial_scale, sampling_ratio,
-                     aligned, grid, roff, coff)
-    return (grid, roff, coff) + tables
+    tables = _tables(rois, geo, grid, roff, coff)
+    return SampleTables(grid, roff, coff, *tables)
 
 
 def roi_align_forward(x, rois, out_h, out_w, spatial_scale, sampling_ratio, aligned):
@@ -188,7 +231,7 @@ def roi_align_forward(x, rois, out_h, out_w, spatial_scale, sampling_ratio, alig
     y = np.empty((rois.shape[0], x.shape[1], out_h, out_w), x.dtype)
     tables = _build(rois, x.shape[2], x.shape[3], out_h, out_w, spatial_scale,
                     sampling_ratio, aligned)
-    _forward(x, rois, *tables, y)
+    _forward(x, rois, tables, y)
     return y
 
 
@@ -197,5 +240,5 @@ def roi_align_backward(gy, rois, x_shape, spatial_scale, sampling_ratio, aligned
     gx = np.empty(x_shape, gy.dtype)
     tables = _build(rois, x_shape[2], x_shape[3], gy.shape[2], gy.shape[3], spatial_scale,
                     sampling_ratio, aligned)
-    _backward(gy, rois, *tables, gx)
+    _backward(gy, rois, tables, gx)
     return gx

@@ -40,14 +40,11 @@ from scratchvision.backend import get_array_module
 from scratchvision.kernels import interpolate as _interp
 from scratchvision.nn import init
 from scratchvision.ops.roi_align import roi_align
+from scratchvision.validation import to_numpy
 
 __all__ = ["MaskRCNNHeads", "MaskRCNNPredictor", "expand_boxes", "expand_masks",
            "maskrcnn_loss", "paste_mask_in_image", "paste_masks_in_image",
            "project_masks_on_boxes"]
-
-
-def _host(a) -> np.ndarray:
-    return np.asarray(a.get() if hasattr(a, "get") else a)
 
 
 # ------------------------------------------------------------------------ training
@@ -59,7 +56,7 @@ def project_masks_on_boxes(gt_masks, boxes, matched_idxs, M: int):
     """
     xp = get_array_module(boxes)
     boxes = xp.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-    matched = _host(matched_idxs).astype(np.int64).reshape(-1)
+    matched = to_numpy(matched_idxs).astype(np.int64).reshape(-1)
     if len(matched) != len(boxes):
         raise ValueError(f"matched_idxs ({len(matched)},) must match boxes {boxes.shape}")
     gt_masks = xp.asarray(gt_masks)
@@ -93,9 +90,9 @@ def maskrcnn_loss(mask_logits, proposals: list, gt_masks: list, gt_labels: list,
     graph and the device stay those of the logits).
     """
     m = mask_logits.shape[-1]
-    labels = [_host(lab).astype(np.int64).reshape(-1)[_host(i).astype(np.int64).reshape(-1)]
+    labels = [to_numpy(lab).astype(np.int64).reshape(-1)[to_numpy(i).astype(np.int64).reshape(-1)]
               for lab, i in zip(gt_labels, mask_matched_idxs)]
-    targets = [_host(project_masks_on_boxes(g, _host(p), i, m))
+    targets = [to_numpy(project_masks_on_boxes(g, to_numpy(p), i, m))
                for g, p, i in zip(gt_masks, proposals, mask_matched_idxs)]
     labels = np.concatenate(labels) if labels else np.zeros(0, np.int64)
     p = len(labels)
@@ -195,7 +192,7 @@ def paste_masks_in_image(masks, boxes, img_shape, padding: int = 1) -> np.ndarra
 
     ``img_shape`` is (H, W). Host NumPy (CuPy input is copied to the host).
     """
-    masks, boxes = _host(masks), _host(boxes)
+    masks, boxes = to_numpy(masks), to_numpy(boxes)
     if masks.ndim == 4:
         if masks.shape[1] != 1:
             raise ValueError(f"masks must be (N, 1, M, M) or (N, M, M), got {masks.shape}")

@@ -23,12 +23,7 @@ import numpy as np
 
 from scratchvision.autograd import Tensor
 from scratchvision.ops import batched_nms
-
-
-def _host(a) -> np.ndarray:
-    if isinstance(a, Tensor):
-        a = a.data
-    return np.asarray(a.get() if hasattr(a, "get") else a)
+from scratchvision.validation import to_numpy
 
 
 def empty_detections() -> dict:
@@ -45,8 +40,8 @@ def select_detections(boxes, scores, image_size, score_thresh: float = 0.05,
 
     See the module docstring for the steps. ``image_size`` is (height, width).
     """
-    s = _host(scores).astype(np.float32)
-    b = _host(boxes).astype(np.float32)
+    s = to_numpy(scores).astype(np.float32)
+    b = to_numpy(boxes).astype(np.float32)
     if s.ndim != 2:
         raise ValueError(f"scores must be (K, C), got {s.shape}")
     k, c = s.shape
