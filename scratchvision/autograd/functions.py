@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from scratchvision.autograd import indexing
 from scratchvision.autograd.ops import Einsum
 from scratchvision.autograd.tensor import Tensor
 
@@ -123,12 +124,21 @@ def argsort(input, dim=-1, descending=False, stable=False):  # noqa: A002
 def nonzero(input, *, as_tuple=False): return _t(input).nonzero(as_tuple=as_tuple)  # noqa: A002
 def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):  # noqa: A002
     return _t(input).unique(sorted, return_inverse, return_counts, dim)
-def gather(input, dim, index): return _t(input).gather(dim, index)  # noqa: A002
-def scatter(input, dim, index, src=None, *, value=None, reduce=None):  # noqa: A002
-    return _t(input).scatter(dim, index, src, value=value, reduce=reduce)
-def scatter_add(input, dim, index, src): return _t(input).scatter_add(dim, index, src)  # noqa: A002
-def index_select(input, dim, index): return _t(input).index_select(dim, index)  # noqa: A002
-def masked_fill(input, mask, value): return _t(input).masked_fill(mask, value)  # noqa: A002
+# The indexing functions take the kernels' impl= ('reference', 'cpu', 'numpy'), which the
+# Tensor methods (torch's signatures) do not: they forward to autograd.indexing directly.
+def gather(input, dim, index, *, sparse_grad=False, impl=None):  # noqa: A002
+    return indexing.gather(_t(input), dim, index, sparse_grad=sparse_grad, impl=impl)
+def scatter(input, dim, index, src=None, *, value=None, reduce=None, impl=None):  # noqa: A002
+    if src is not None and not isinstance(src, Tensor):  # torch: scatter(x, 0, i, 1.0)
+        src, value = None, src
+    return indexing.scatter(_t(input), dim, index, src=src, value=value, reduce=reduce,
+                            impl=impl)
+def scatter_add(input, dim, index, src, *, impl=None):  # noqa: A002
+    return indexing.scatter_add(_t(input), dim, index, src, impl=impl)
+def index_select(input, dim, index, *, impl=None):  # noqa: A002
+    return indexing.index_select(_t(input), dim, index, impl=impl)
+def masked_fill(input, mask, value, *, impl=None):  # noqa: A002
+    return indexing.masked_fill(_t(input), mask, value, impl=impl)
 def count_nonzero(input, dim=None): return _t(input).count_nonzero(dim)  # noqa: A002
 def masked_select(input, mask): return _t(input).masked_select(mask)  # noqa: A002
 def argwhere(input): return _t(input).argwhere()  # noqa: A002

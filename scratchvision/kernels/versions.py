@@ -87,12 +87,3 @@ def contiguous(a):
     """``a`` as a C-contiguous array of its own module (None stays None)."""
     return None if a is None else get_array_module(a).ascontiguousarray(a)
 
-
-# TEMPORARY (removed when every family declares a KernelFamily): the old entry points.
-IMPLS = ("reference", "cpu", "cuda", "cuda_atomic")
-NO_SCATTER_IMPLS = ("reference", "cpu", "cuda")
-
-
-def load_version(family: str, impl: str | None, *arrays, impls: tuple = IMPLS):
-    gpu = tuple(i for i in impls if i in GPU_IMPLS)
-    return KernelFamily(family, gpu=gpu).module(impl, *arrays)

@@ -2,6 +2,8 @@
 tests/fake_cupy.py): arrays on two devices are refused with errors naming the arguments,
 the kernel launcher refuses host arrays beside device arrays and reads strided views
 right, and ``use_deterministic_algorithms`` picks the gather or the atomic backward."""
+import importlib
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,6 @@ import scratchvision as sv
 from scratchvision import functional as F
 from scratchvision import ops
 from scratchvision.backend import cuda_simulator_enabled
-from scratchvision.kernels import versions
 from scratchvision.kernels.cuda_support import launch
 from tests.helpers import assert_close
 
@@ -72,15 +73,19 @@ def test_launch_reads_and_writes_strided_views(cp):
     assert not out.get()[1::2].any()                 # the gaps of the strided output
 
 
+def _versions(family: str):
+    return importlib.import_module(f"scratchvision.kernels.{family}").VERSIONS
+
+
 @pytest.mark.parametrize("mode", [True, False])
 def test_deterministic_switch_picks_the_backward(cp, mode, deterministic):
     sv.use_deterministic_algorithms(mode)
     x = cp.zeros((1, 1, 2, 2))
-    for family in ("pool", "interpolate", "roi_align", "roi_pool"):
-        module = versions.load_version(family, None, x)
+    for family in ("conv", "pool", "interpolate", "roi_align", "roi_pool"):
+        module = _versions(family).module(None, x)
         assert (type(module).__name__ == "module") == mode, family
     for family in ("nms", "boxes"):               # no scattering backward: always 'cuda'
-        module = versions.load_version(family, None, x, impls=versions.NO_SCATTER_IMPLS)
+        module = _versions(family).module(None, x)
         assert module.__name__ == f"scratchvision.kernels.{family}.cuda"
     # gradients agree either way
     rng = np.random.default_rng(2)
