@@ -13,6 +13,6 @@ python -c "import scratchvision as sv; assert sv.gpu_available(), 'no usable GPU
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 status=0
 timeout "${1:-300}" python -m pytest -q -m gpu -p no:cacheprovider -o addopts="" \
-  tests/gpu tests/kernels -rf || status=$?
+  tests/gpu tests/kernels tests/ops -rf || status=$?
 python -m benchmarks gpu || status=$?
 exit $status

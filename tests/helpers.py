@@ -1,7 +1,7 @@
-"""Shared test helpers: per-dtype tolerances, comparisons, and the OpTestCase base.
+"""Shared test helpers: per-dtype tolerances, comparisons, non-contiguous copies.
 
-``OpTestCase`` keeps each kernel's test file short: a subclass names the op's versions
-and how to make inputs; ``check_versions`` runs every version against ``reference``.
+The kernel tests loop over a family's versions themselves (``VERSIONS.cpu_impls`` of the
+family's ``KernelFamily``), comparing each with ``reference`` through ``assert_close``.
 """
 from __future__ import annotations
 
@@ -41,28 +41,3 @@ def non_contiguous(x: np.ndarray) -> np.ndarray:
     view[...] = x
     return view
 
-
-class OpTestCase:
-    """Base for kernel tests: ``versions`` maps a name to a callable with the op's signature.
-
-    Subclasses set ``versions`` (including ``"reference"``) and call
-    ``self.check_versions(args, kwargs)``, which runs each version on the same inputs and
-    compares every output with the reference's.
-    """
-
-    versions: dict = {}
-
-    def check_versions(self, *args, scale: float = 1.0, **kwargs) -> dict:
-        ref = self.versions["reference"](*args, **kwargs)
-        outs = {"reference": ref}
-        for name, fn in self.versions.items():
-            if name == "reference":
-                continue
-            out = fn(*args, **kwargs)
-            refs = ref if isinstance(ref, tuple) else (ref,)
-            got = out if isinstance(out, tuple) else (out,)
-            assert len(refs) == len(got), f"{name}: {len(got)} outputs, reference {len(refs)}"
-            for k, (g, r) in enumerate(zip(got, refs)):
-                assert_close(g, r, scale=scale, err_msg=f"{name} output {k}")
-            outs[name] = out
-        return outs

@@ -11,7 +11,7 @@ from scratchvision.autograd.gradcheck import registered_gradchecks, run_case
 from scratchvision.kernels import roi_pool as K
 from scratchvision.kernels.roi_pool.scalar import round_half_away
 from tests.helpers import assert_close, non_contiguous
-from tests.kernels.test_roi_align import random_rois
+from tests.ops.test_roi_align import random_rois
 
 X5 = np.arange(25, dtype=np.float64).reshape(1, 1, 5, 5)   # x[h, w] = 5 h + w
 
