@@ -1,7 +1,7 @@
 """Shared test helpers: per-dtype tolerances, comparisons, non-contiguous copies.
 
-The kernel tests loop over a family's versions themselves (``VERSIONS.cpu_impls`` of the
-family's ``KernelFamily``), comparing each with ``reference`` through ``assert_close``.
+Each kernel test file loops over its family's versions itself and compares every one with
+``reference`` through ``assert_close``.
 """
 from __future__ import annotations
 
