@@ -15,6 +15,7 @@ import numpy as np
 
 from scratchvision.backend import get_array_module
 from scratchvision.ops._utils import unwrap, wrap
+from scratchvision.validation import to_numpy
 
 
 class BalancedPositiveNegativeSampler:
@@ -36,8 +37,8 @@ class BalancedPositiveNegativeSampler:
             lab, t = unwrap(labels)
             xp = get_array_module(lab)
             lab = xp.asarray(lab)
-            positive = np.flatnonzero(_host(lab >= 1))
-            negative = np.flatnonzero(_host(lab == 0))
+            positive = np.flatnonzero(to_numpy(lab >= 1))
+            negative = np.flatnonzero(to_numpy(lab == 0))
             num_pos = min(positive.size,
                           int(self.batch_size_per_image * self.positive_fraction))
             num_neg = min(negative.size, self.batch_size_per_image - num_pos)
@@ -51,6 +52,3 @@ class BalancedPositiveNegativeSampler:
             neg_masks.append(wrap(xp.asarray(neg_mask), t))
         return pos_masks, neg_masks
 
-
-def _host(a):
-    return a.get() if hasattr(a, "get") else np.asarray(a)
