@@ -4,8 +4,8 @@ forward and forward + backward, float32, on 8x32x64x64 (an FCN/U-Net decoder ste
 ``cpu`` is scratchvision's Numba kernel called through ``F.interpolate`` (fwd+bwd includes
 the autograd bookkeeping), beside PyTorch CPU and, for the forward with half-pixel centres
 (align_corners=False, the same convention), OpenCV's ``cv2.resize`` with INTER_LINEAR /
-INTER_NEAREST. OpenCV is given the N*C planes as HxWx4 images (OpenCV 5 resizes at most 4 channels at
-once), already in that layout (the transpose is not timed). Goal: bilinear
+INTER_NEAREST. OpenCV is given the N*C planes as HxWx4 images (OpenCV 5 resizes at most 4
+channels at once), already in that layout (the transpose is not timed). Goal: bilinear
 forward + backward <= 1.0x PyTorch. ``--quick`` uses 2x8x32x32.
 """
 from __future__ import annotations
@@ -126,7 +126,7 @@ def _gpu_rows(quick: bool, torch, shape) -> list[Row]:
 def summary(rows: list[Row]) -> str:
     torch_best = {r.case: r.seconds for r in rows if r.impl in ("torch", "torch-cuda")}
     lines = []
-    for i, r in enumerate(rows):
+    for r in rows:
         if r.impl in ("cpu", "cuda") and r.case.startswith("bilinear") \
                 and r.case.endswith("fwd+bwd") \
                 and r.case in torch_best:

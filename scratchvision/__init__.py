@@ -37,16 +37,16 @@ from scratchvision.autograd import (Function, Tensor, arange, as_tensor, cat, em
                                     zeros, zeros_like)
 from scratchvision.autograd.tensor import device
 from scratchvision.autograd.functions import (  # noqa: A004  (torch's names, on purpose)
-    abs, add, all, allclose, amax, amin, any, argmax, argmin, argsort, argwhere, atan2,
-    bincount, bmm, broadcast_tensors, broadcast_to, ceil, chunk, clamp, clip, cos,
-    count_nonzero, cummax, cummin, cumprod, cumsum, diag, diagonal, div, dot, einsum, equal, exp, expm1, flatten, flip, fliplr, flipud,
-    floor, floor_divide, gather, index_select, is_tensor, isclose, isfinite, isinf, isnan, lerp,
-    log, log1p, log2, log_softmax, logical_and, logical_not, logical_or, logsumexp, masked_fill,
-    masked_select, matmul, max, maximum, mean, median, min, minimum, mm, movedim, mul, narrow,
-    neg, nonzero, norm, numel, outer, permute, pow, prod, relu, remainder, repeat_interleave,
-    reshape, roll, round, rsqrt, scatter, scatter_add, sigmoid, sign, sin, softmax, sort, sqrt,
-    square, squeeze, std, std_mean, sub, sum, t, tanh, tile, topk, transpose, tril, triu, trunc,
-    unbind, unique, unsqueeze, var, var_mean)
+    abs, add, all, allclose, amax, amin, any, argmax, argmin, argsort, argwhere, atan2, bincount,
+    bmm, broadcast_tensors, broadcast_to, ceil, chunk, clamp, clip, cos, count_nonzero, cummax,
+    cummin, cumprod, cumsum, diag, diagonal, div, dot, einsum, equal, exp, expm1, flatten, flip,
+    fliplr, flipud, floor, floor_divide, gather, index_select, is_tensor, isclose, isfinite, isinf,
+    isnan, lerp, log, log1p, log2, log_softmax, logical_and, logical_not, logical_or, logsumexp,
+    masked_fill, masked_select, matmul, max, maximum, mean, median, min, minimum, mm, movedim, mul,
+    narrow, neg, nonzero, norm, numel, outer, permute, pow, prod, relu, remainder,
+    repeat_interleave, reshape, roll, round, rsqrt, scatter, scatter_add, sigmoid, sign, sin,
+    softmax, sort, sqrt, square, squeeze, std, std_mean, sub, sum, t, tanh, tile, topk, transpose,
+    tril, triu, trunc, unbind, unique, unsqueeze, var, var_mean)
 from scratchvision import cuda, functional, linalg, nn, ops  # noqa: E402  (layers above first)
 from scratchvision.nn import optim  # noqa: E402  (sv.optim.SGD, as torch.optim)
 from scratchvision.serialization import load, save  # noqa: E402

@@ -86,7 +86,8 @@ def device_of(x: Any) -> str:
 def check_device(device: str) -> str:
     """Normalise a device name ('cpu', 'cuda', 'cuda:0') or raise ValueError naming it."""
     if not isinstance(device, str):
-        raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {type(device).__name__}")
+        raise TypeError("device must be a str such as 'cpu' or 'cuda', got "
+                        f"{type(device).__name__}")
     name = device.split(":")[0]
     if name not in DEVICES:
         raise ValueError(f"unknown device {device!r}: expected one of {DEVICES}")

@@ -35,8 +35,8 @@ import numpy as np
 from scratchvision.backend import check_same_device, is_cupy_array
 
 __all__ = ["FLOAT_DTYPES", "LIMITS", "LimitError", "check_array", "check_float_arrays",
-           "check_images", "check_int", "check_limit", "check_number", "check_probability", "limits", "pair",
-           "set_limit", "to_numpy"]
+           "check_images", "check_int", "check_limit", "check_number", "check_probability",
+           "limits", "pair", "set_limit", "to_numpy"]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 

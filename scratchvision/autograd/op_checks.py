@@ -159,8 +159,8 @@ def _clamp_tensors(rng):
     a = rng.standard_normal((3, 4))
     lo, hi = rng.standard_normal((4,)) - 0.5, rng.standard_normal((3, 1)) + 0.5
     a[np.minimum(np.abs(a - lo), np.abs(a - hi)) < 0.05] += 0.2  # away from the kinks
-    return [((lambda x, l, h: x.clamp(min=l, max=h)), [a, lo, hi]),
-            ((lambda x, l: x.clamp(min=l)), [a, lo])]
+    return [((lambda x, low, high: x.clamp(min=low, max=high)), [a, lo, hi]),
+            ((lambda x, low: x.clamp(min=low)), [a, lo])]
 
 
 @register_gradcheck("norm")

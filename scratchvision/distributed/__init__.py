@@ -30,8 +30,8 @@ from scratchvision.distributed.ddp import DistributedDataParallel
 from scratchvision.distributed.sampler import DistributedSampler, epoch_order, shard
 from scratchvision.distributed.sync_batchnorm import SyncBatchNorm, sync_batch_norm
 
-__all__ = ["DistributedDataParallel", "DistributedSampler", "ProcessGroup", "SyncBatchNorm",
-           "Work", "abort", "all_gather_object", "all_reduce", "barrier", "broadcast",
-           "broadcast_object", "epoch_order", "init", "init_if_launched", "is_active", "is_initialized",
-           "launched_by_mpi", "local_rank", "local_size", "rank", "shard", "sync_batch_norm", "use_local_gpu", "world",
-           "world_size"]
+__all__ = ["DistributedDataParallel", "DistributedSampler", "ProcessGroup", "SyncBatchNorm", "Work",
+           "abort", "all_gather_object", "all_reduce", "barrier", "broadcast", "broadcast_object",
+           "epoch_order", "init", "init_if_launched", "is_active", "is_initialized",
+           "launched_by_mpi", "local_rank", "local_size", "rank", "shard", "sync_batch_norm",
+           "use_local_gpu", "world", "world_size"]

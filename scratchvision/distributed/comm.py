@@ -49,8 +49,8 @@ import traceback
 import numpy as np
 
 __all__ = ["ProcessGroup", "Work", "all_gather_object", "all_reduce", "barrier", "broadcast",
-           "broadcast_object", "init", "init_if_launched", "is_active", "is_initialized", "launched_by_mpi",
-           "local_rank", "local_size", "rank", "use_local_gpu", "world_size"]
+           "broadcast_object", "init", "init_if_launched", "is_active", "is_initialized",
+           "launched_by_mpi", "local_rank", "local_size", "rank", "use_local_gpu", "world_size"]
 
 DEFAULT_TIMEOUT = 1800.0          # torch.distributed's default process-group timeout
 # environment variables that MPI launchers set in each process: (rank, size) names

@@ -7,6 +7,7 @@ from scratchvision.eval.segmentation import (confusion_matrix, evaluate_segmenta
                                              segmentation_scores)
 from scratchvision.eval.voc import evaluate_voc, voc_ap
 
-__all__ = ["coco_eval_arrays", "coco_ground_truth", "coco_results", "evaluate_detections", "confusion_matrix", "detections_to_coco_results",
-           "evaluate_coco", "evaluate_segmentation", "evaluate_voc", "segmentation_scores",
-           "voc_ap", "write_coco_results"]
+__all__ = ["coco_eval_arrays", "coco_ground_truth", "coco_results", "confusion_matrix",
+           "detections_to_coco_results", "evaluate_coco", "evaluate_detections",
+           "evaluate_segmentation", "evaluate_voc", "segmentation_scores", "voc_ap",
+           "write_coco_results"]

@@ -2,8 +2,8 @@
 
 Names, signatures, defaults and semantics follow ``torch.nn.functional``. The ops are
 grouped one family per module (activations, losses and distances, normalisation,
-convolution, unfold/fold, pooling, pixel_shuffle, interpolation, sparse: one_hot); each module registers
-its gradient checks at the bottom.
+convolution, unfold/fold, pooling, pixel_shuffle, interpolation, sparse: one_hot); each
+module registers its gradient checks at the bottom.
 """
 from scratchvision.functional.activation import (dropout, dropout2d, elu, gelu, hardsigmoid,
                                                  hardswish, hardtanh, leaky_relu, log_softmax,

@@ -505,7 +505,8 @@ def _load_legacy(f: BinaryIO, where: str) -> tuple[Any, dict[str, _Storage]]:
         f.seek(start)
         head = f.read(len(_MAGIC_PICKLE))
         if _MAGIC_PICKLE.startswith(head):
-            raise TorchFileError(f"{where}: truncated: the file ends inside the magic number")
+            raise TorchFileError(f"{where}: truncated: the file ends inside the magic "
+                                 "number") from None
         raise TorchFileError(f"{where}: not a torch.save file (neither a zip archive nor a "
                              f"pickle of torch's magic number)") from None
     if magic != LEGACY_MAGIC:

@@ -313,7 +313,7 @@ class SlidingWindowDetector(nn.Module):
 
         layers, c = [], 3
         for width, depth in zip(widths, depths):
-            for i in range(depth):
+            for _ in range(depth):
                 layers.append(conv_bn_relu(c, width, 3, padding=0))
                 c = width
             layers.append(nn.MaxPool2d(2, 2))

@@ -220,7 +220,7 @@ def load_torchvision_state_dict(model, state_dict: dict, strict: bool = True) ->
         or unexpected keys (``strict``), a VGGBackbone of other widths than torchvision's
     TypeError : a model with no mapping
     """
-    for cls, make_mapping in MAPPINGS:
+    for cls, make_mapping in MAPPINGS:  # noqa: B007  (the match is used after the loop)
         if isinstance(model, cls):
             break
     else:

@@ -380,7 +380,7 @@ def _pair(a):
 @pytest.mark.peers
 def test_sort_topk_match_torch(rng):
     torch = _torch()
-    for trial in range(10):
+    for _ in range(10):
         a = rng.permutation(60).reshape(3, 4, 5) / 7.0                 # no ties
         dim = int(rng.integers(-3, 3))
         for desc in (False, True):
@@ -446,7 +446,7 @@ def test_masked_fill_matches_torch(rng):
 @pytest.mark.peers
 def test_gather_scatter_match_torch(rng):
     torch = _torch()
-    for trial in range(12):
+    for _ in range(12):
         ndim = int(rng.integers(1, 4))
         shape = tuple(int(s) for s in rng.integers(1, 5, ndim))
         dim = int(rng.integers(0, ndim))

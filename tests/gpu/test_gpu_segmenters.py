@@ -13,7 +13,6 @@ from scratchvision import functional as F
 from scratchvision.backend import cuda_simulator_enabled
 from scratchvision.cli import main as cli_main
 from scratchvision.nets import SEGMENTERS, UNet, build_segmenter
-from tests.helpers import assert_close
 
 pytestmark = pytest.mark.gpu
 

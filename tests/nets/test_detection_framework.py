@@ -274,7 +274,7 @@ def test_truncated_svd_full_rank_is_exact_and_low_rank_is_best():
 def test_coco_results_round_trip_through_our_evaluator_and_pycocotools(tmp_path):
     rng = np.random.default_rng(0)
     targets, preds = [], []
-    for i in range(6):
+    for _ in range(6):
         xy = rng.uniform(0, 40, (3, 2))
         g = np.concatenate([xy, xy + rng.uniform(8, 30, (3, 2))], axis=1)
         targets.append({"boxes": g.astype(np.float32), "labels": rng.integers(1, 4, 3)})

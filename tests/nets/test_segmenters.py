@@ -139,8 +139,8 @@ def test_resume_continues_exactly(tmp_path):
     straight = train(_args(tmp_path / "a", epochs=3))
     train(_args(tmp_path / "b", epochs=3, stop_after=1))  # interrupted after one epoch ...
     resumed = train(_args(tmp_path / "b", epochs=3, resume=True))  # ... and resumed
-    a = [l for h in straight["history"] for l in h["losses"]]
-    b = [l for h in resumed["history"] for l in h["losses"]]
+    a = [loss for h in straight["history"] for loss in h["losses"]]
+    b = [loss for h in resumed["history"] for loss in h["losses"]]
     assert a == b
     log = [json.loads(line) for line in open(tmp_path / "b" / "run" / "log.jsonl")]
     assert [r["epoch"] for r in log] == [1, 2, 3]
