@@ -25,7 +25,8 @@ setup(
         "matplotlib>=3.7",  # the demo's and viz's pictures and plots
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.80"],
+        # the tests, and ruff for the lint CI runs (rules in pyproject.toml)
+        "test": ["pytest>=7", "hypothesis>=6.80", "ruff>=0.6"],
         "bench": ["matplotlib>=3.7"],
         "gpu": ["cupy-cuda12x>=13", "numba-cuda>=0.10"],
         # ONNX import/export: the parser only, imported by scratchvision.onnx when used
