@@ -81,8 +81,10 @@ Loading
 -------
 ``load(f, map_location=None)`` puts Tensors back on the device they were saved from
 (``map_location='cpu'`` or ``'cuda'`` moves them all there; arrays always come back as
-NumPy arrays). A file that is not such a checkpoint - empty, truncated, random bytes, a
-zip of something else, an index with another format name or a newer version, an index
+NumPy arrays). A file that is not such a checkpoint - empty, truncated (the message
+asks whether the save was interrupted), random bytes, a text file, a pickle or a PyTorch
+``.pt`` (the message points to ``scratchvision.io.load_torch``), a zip of something else,
+an index with another format name or a newer version, an index
 that names an array the archive lacks, an array whose bytes fail the zip's CRC - raises
 ``CheckpointError`` (a ``ValueError``) naming the file and what is wrong. A plain
 ``.npz`` of arrays (weights written by ``numpy.savez`` or by earlier versions of
@@ -299,11 +301,9 @@ def load(f: str | os.PathLike | BinaryIO, map_location: str | None = None) -> An
     try:
         try:
             zf = zipfile.ZipFile(fh)
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError):
             # empty, truncated, random bytes, a central directory pointing outside the file
-            raise CheckpointError(f"load: {label} is not a scratchvision checkpoint: not a "
-                                  f"complete zip archive ({e}); it may be truncated or of "
-                                  "another kind") from None
+            raise CheckpointError(f"load: {label}: {_not_a_zip(fh)}") from None
         with zf:
             index = _read_index(zf, label)
             try:
@@ -315,8 +315,36 @@ def load(f: str | os.PathLike | BinaryIO, map_location: str | None = None) -> An
             fh.close()
 
 
+def _not_a_zip(fh: BinaryIO) -> str:
+    """Why a file that zipfile cannot open is no checkpoint, judged by its first bytes."""
+    try:
+        fh.seek(0)
+        head = fh.read(64)
+    except (OSError, ValueError):
+        head = b""
+    if not head:
+        return "empty file (0 bytes), not a scratchvision checkpoint; was the save interrupted?"
+    if head.startswith(b"PK\x03\x04"):       # a zip's first member, but no central directory
+        return ("truncated file (zip central directory missing), not a complete scratchvision "
+                "checkpoint; was the save interrupted?")
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return ("a Python pickle (e.g. torch.save's legacy format), not a scratchvision "
+                "checkpoint; pickles are never loaded here (scratchvision.io.load_torch "
+                "reads PyTorch files without running their code)")
+    text = head.decode("utf-8", errors="replace")[:60]   # 64 bytes may end mid-character
+    if all((c.isprintable() or c in "\r\n\t") and c != "\ufffd" for c in text):
+        return (f"a text file (it starts with {_short(text)}), not a scratchvision "
+                "checkpoint (a zip archive)")
+    return (f"not a zip archive (it starts with the bytes {head[:8].hex(' ')}), so not a "
+            "scratchvision checkpoint")
+
+
 def _read_index(zf: zipfile.ZipFile, label: str) -> dict:
     names = zf.namelist()
+    if INDEX not in names and any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+        raise CheckpointError(f"load: {label} is a PyTorch file (torch.save's zip of "
+                              "pickles), not a scratchvision checkpoint; "
+                              "scratchvision.io.load_torch reads its tensors without torch")
     if INDEX not in names:
         if names and all(n.endswith(".npy") for n in names):
             raise PlainNpzError(

@@ -39,6 +39,8 @@ import numpy as np
 
 import scratchvision as sv
 from scratchvision import distributed, nn
+from scratchvision.cli import (add_parser, device, nonnegative_float, nonnegative_int,
+                               positive_float, positive_int, probability)
 from scratchvision.data.augment import ssd_augmentation, yolo_augmentation
 from scratchvision.data.loader import progress as data_progress
 from scratchvision.data.nuclei import Nuclei
@@ -48,7 +50,7 @@ from scratchvision.eval.detection import coco_ground_truth, coco_results, evalua
 from scratchvision.nets import DETECTORS, build_detector
 from scratchvision.nets.detection import proposal_cache
 from scratchvision.nets.detection.images import normalise
-from scratchvision.trainer import add_data_parallel_arguments
+from scratchvision.trainer import add_data_parallel_arguments, load_weights
 
 # Detectors with published weights: ``detect`` only (no train-det / eval-det, no --weights).
 PRETRAINED = ("mtcnn",)
@@ -261,6 +263,11 @@ def _settings(args) -> dict:
     return settings
 
 
+def _forced(args) -> dict:
+    """``fit``'s ``force=True`` for ``--resume --force`` (nothing otherwise)."""
+    return {"force": True} if getattr(args, "force", False) else {}
+
+
 # models whose RoI pooling layer ``--pooler`` chooses
 POOLED = ("fast_rcnn", "faster_rcnn", "mask_rcnn")
 
@@ -273,6 +280,9 @@ def train(args: argparse.Namespace) -> dict:
     """Train a detector; returns the result dict (also written to OUT/result.json)."""
     from scratchvision.trainer import Trainer, data_parallel  # noqa: PLC0415
     _fill_defaults(args)
+    if getattr(args, "force", False) and not args.resume:
+        raise ValueError("--force only applies with --resume (it resumes a checkpoint "
+                         "written with other settings)")
     rank, world = data_parallel(args.batch_size, args.device)
     out = Path(args.out)
     if rank == 0:
@@ -296,7 +306,7 @@ def train(args: argparse.Namespace) -> dict:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     uses_proposals = getattr(model, "uses_proposals", False)
     if uses_proposals and args.augment in PIPELINES:
-        raise SystemExit(f"--augment {args.augment}: {args.model}'s precomputed proposals "
+        raise ValueError(f"--augment {args.augment}: {args.model}'s precomputed proposals "
                          "cannot follow the crops and zooms; use --augment flip or none")
     proposal_seconds = 0.0
     train_p = val_p = None
@@ -345,7 +355,7 @@ def train(args: argparse.Namespace) -> dict:
 
     pretrain_seconds = 0.0
     if getattr(args, "pretrain_epochs", 0) and not hasattr(model, "pretrainer"):
-        raise SystemExit(f"--pretrain-epochs: {args.model} has no classification "
+        raise ValueError(f"--pretrain-epochs: {args.model} has no classification "
                          "pre-training stage (only yolo_v1 has one)")
     if getattr(args, "pretrain_epochs", 0):
         # the paper's classification pre-training of the conv layers (YOLO v1), on the
@@ -357,7 +367,7 @@ def train(args: argparse.Namespace) -> dict:
             clip_grad_norm=args.clip_grad_norm, quiet=args.quiet,
             desc=f"{args.model} pre-training", settings=_settings(args),
             bucket_cap_mb=args.bucket_cap_mb)
-        pre_history = pre_trainer.fit(resume=args.resume)
+        pre_history = pre_trainer.fit(resume=args.resume, **_forced(args))
         pretrain_seconds = pre_history[-1]["seconds"] if pre_history else 0.0
     def val_metrics(m):         # m: the model, or the alternating training's step
         return evaluate(m, val_x, val_t, val_p, args.eval_batch_size, args.device, classes)
@@ -373,7 +383,8 @@ def train(args: argparse.Namespace) -> dict:
             weight_decay=args.weight_decay, clip_grad_norm=args.clip_grad_norm,
             evaluate=val_metrics, metric="val_map", quiet=args.quiet, desc=args.model,
             settings=_settings(args), bucket_cap_mb=args.bucket_cap_mb)
-        history = trainer.fit(resume=args.resume, stop_after=args.stop_after)
+        history = trainer.fit(resume=args.resume, stop_after=args.stop_after,
+                              **_forced(args))
         if len(history) < args.epochs:                 # interrupted on purpose (--stop-after)
             return {"history": history, "stopped_after": len(history)}
     if rank != 0:                     # rank 0 finishes, evaluates and writes the results
@@ -399,10 +410,6 @@ def train(args: argparse.Namespace) -> dict:
         "proposal_seconds": proposal_seconds, "world_size": world, **extra,
         "history": history})
     (out / "result.json").write_text(json.dumps(result, indent=1, default=float))
-    if not args.quiet:
-        print(f"{args.model}: val mAP@0.5 {result['val_map']:.4f} (VOC07 "
-              f"{result['val_map07']:.4f}), COCO AP {result['val_coco_ap']:.4f}, "
-              f"{result['ms_per_image']:.1f} ms/image; results in {out}", flush=True)
     if not args.no_pictures and history:
         from scratchvision.viz import plots  # noqa: PLC0415
         keys = [k for k in ("loss", "loss_objectness", "loss_rpn_box_reg", "loss_classifier",
@@ -440,7 +447,8 @@ def train_alternating(model, batches, steps: int, out: Path, args, val_metrics, 
             evaluate=metrics, metric=metric, quiet=args.quiet,
             desc=f"{args.model} step {step}", settings=dict(_settings(args), step=step),
             bucket_cap_mb=args.bucket_cap_mb)
-        records = trainer.fit(resume=args.resume, stop_after=args.stop_after)
+        records = trainer.fit(resume=args.resume, stop_after=args.stop_after,
+                              **_forced(args))
         stage.finish()
         if len(records) < epochs:
             return None
@@ -465,13 +473,13 @@ ALTERNATING = ("faster_rcnn", "mask_rcnn")
 def _check_combination(args) -> None:
     """Refuse flag combinations that cannot work, before any data is generated."""
     if args.data != "shapes" and args.model in ("rcnn", "fast_rcnn"):
-        raise SystemExit(f"--data {args.data}: {args.model} reads cached Selective Search "
+        raise ValueError(f"--data {args.data}: {args.model} reads cached Selective Search "
                          "proposals, computed for Shapes only")
     if args.model in MASK_MODELS and args.augment in PIPELINES:
-        raise SystemExit(f"--augment {args.augment}: the pipeline does not transform "
+        raise ValueError(f"--augment {args.augment}: the pipeline does not transform "
                          f"{args.model}'s masks; use --augment flip or none")
     if args.schedule == "alternating" and args.model not in ALTERNATING:
-        raise SystemExit(f"--schedule alternating: only {', '.join(ALTERNATING)} have the "
+        raise ValueError(f"--schedule alternating: only {', '.join(ALTERNATING)} have the "
                          "4-step alternating training")
 
 
@@ -560,25 +568,17 @@ def save_detection_grid(images_u8, preds, path, score_thresh: float = 0.5,
 
 
 def _load_model(args):
+    """The detector of ``--model`` with the ``--weights`` of a train-det run; a clear
+    ``ValueError`` when the weights are of other settings or no weights at all."""
     if args.weights is None:
-        raise SystemExit(f"--weights is required for --model {args.model}")
+        raise ValueError(f"--weights is required for --model {args.model}")
     model = build_detector(args.model, len(class_names(args.data)), args.size,
                            **_model_kwargs(args))
-    state = nn.load(args.weights)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:  # missing/unexpected keys or a size mismatch
-        hint = ""
-        result = Path(args.weights).with_name("result.json")
-        if result.exists():
-            s = json.loads(result.read_text()).get("settings", {})
-            hint = (f" (the weights were trained with --model {s.get('model')} --size "
-                    f"{s.get('size')})")
-        raise SystemExit(f"{args.weights} does not fit --model {args.model} --size "
-                         f"{args.size}{hint}: {e}") from None
+    load_weights(model, args.weights, {"model": args.model, "size": args.size,
+                                       "data": args.data})
     if getattr(args, "svd", None):
         if not hasattr(model, "compress_fc"):
-            raise SystemExit(f"--svd: {args.model} has no fully connected layers to compress")
+            raise ValueError(f"--svd: {args.model} has no fully connected layers to compress")
         model.compress_fc(*args.svd)
     model.to(args.device)
     return model
@@ -647,7 +647,7 @@ def detect_command(args: argparse.Namespace) -> int:
         import cv2  # noqa: PLC0415
         bgr = cv2.imread(args.image, cv2.IMREAD_COLOR)
         if bgr is None:
-            raise SystemExit(f"--image {args.image}: not a readable image file")
+            raise ValueError(f"--image {args.image}: not a readable image file")
         images_u8 = [np.ascontiguousarray(bgr[..., ::-1])]
         ids, targets = [0], None
     else:
@@ -666,9 +666,8 @@ def detect_command(args: argparse.Namespace) -> int:
     if args.export_gt and targets is not None:
         gt = coco_ground_truth(targets, ids, [u.shape[:2] for u in images_u8], classes)
         Path(args.export_gt).write_text(json.dumps(gt))
-    if not args.quiet:
-        print(f"{len(preds)} images, {sum(len(p['boxes']) for p in preds)} detections -> "
-              f"{out / 'detections.json'}")
+    print(f"{len(preds)} images, {sum(len(p['boxes']) for p in preds)} detections -> "
+          f"{out / 'detections.json'}, pictures in {out}/")
     return 0
 
 
@@ -681,10 +680,10 @@ def detect_faces_command(args: argparse.Namespace) -> int:
     from scratchvision.nets.mtcnn import MTCNN
     from scratchvision.viz.draw import class_color, draw_boxes, save_image
     if not args.image:
-        raise SystemExit(f"--model {args.model} detects faces in an --image, not a Shapes split")
+        raise ValueError(f"--model {args.model} detects faces in an --image, not a Shapes split")
     bgr = cv2.imread(args.image, cv2.IMREAD_COLOR)
     if bgr is None:
-        raise SystemExit(f"--image {args.image}: not a readable image file")
+        raise ValueError(f"--image {args.image}: not a readable image file")
     rgb = np.ascontiguousarray(bgr[..., ::-1])
     model = MTCNN(weights="facenet").to(args.device)
     boxes, probs, points = model.detect(rgb)
@@ -702,18 +701,8 @@ def detect_faces_command(args: argparse.Namespace) -> int:
     (out / f"{name}.json").write_text(json.dumps(
         {"image": str(args.image), "model": args.model, "height": rgb.shape[0],
          "width": rgb.shape[1], "detections": faces}, indent=1))
-    if not args.quiet:
-        print(f"{len(faces)} faces -> {out / (name + '.png')}, {out / (name + '.json')}")
+    print(f"{len(faces)} faces -> {out / (name + '.png')}, {out / (name + '.json')}")
     return 0
-
-
-def _positive(kind):
-    def parse(text: str):
-        v = kind(text)
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return v
-    return parse
 
 
 def _four_epochs(text: str) -> tuple:
@@ -726,13 +715,6 @@ def _four_epochs(text: str) -> tuple:
     return epochs
 
 
-def _non_negative_int(text: str) -> int:
-    v = int(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return v
-
-
 def _common(p: argparse.ArgumentParser, models: tuple = DETECTORS) -> None:
     p.add_argument("--model", choices=models, required=True)
     p.add_argument("--data", choices=list(DATASETS), default="shapes",
@@ -740,20 +722,21 @@ def _common(p: argparse.ArgumentParser, models: tuple = DETECTORS) -> None:
                         "tiles, data/nuclei.py; models without Selective Search proposals)")
     p.add_argument("--size", default="small",
                    help="model width preset (small, tiny; yolo_v1 and ssd also large)")
-    p.add_argument("--image-size", type=_positive(int), default=128)
-    p.add_argument("--val-images", type=_positive(int), default=200)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="'cpu' or 'cuda'")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--image-size", type=positive_int, default=128)
+    p.add_argument("--val-images", type=positive_int, default=200)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--device", type=device, default="cpu", help="'cpu' or 'cuda'")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars or per-epoch lines (the results are printed)")
     p.add_argument("--proposals", default="fast", choices=["single", "fast", "quality"],
                    help="Selective Search strategy of the proposal-based models")
     p.add_argument("--pooler", default=None,
                    choices=["roi_pool", "roi_align", "roi_align_unaligned"],
                    help="RoI pooling of Fast/Faster R-CNN's box head (default roi_pool, the "
                         "papers') and of Mask R-CNN's box and mask heads (default roi_align)")
-    p.add_argument("--workers", type=_positive(int), default=None,
+    p.add_argument("--workers", type=positive_int, default=None,
                    help="processes computing Selective Search (default: all cores)")
-    p.add_argument("--eval-batch-size", type=_positive(int), default=8)
+    p.add_argument("--eval-batch-size", type=positive_int, default=8)
 
 
 def _inference_arguments(p: argparse.ArgumentParser, models: tuple = DETECTORS) -> None:
@@ -769,24 +752,32 @@ def _inference_arguments(p: argparse.ArgumentParser, models: tuple = DETECTORS) 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     _common(p)
-    p.add_argument("--train-images", type=_positive(int), default=2000)
-    p.add_argument("--epochs", type=_positive(int), default=None,
+    p.add_argument("--train-images", type=positive_int, default=2000)
+    p.add_argument("--epochs", type=positive_int, default=None,
                    help="default: the model's (train_det.DEFAULTS)")
-    p.add_argument("--batch-size", type=_positive(int), default=None)
-    p.add_argument("--pretrain-epochs", type=_non_negative_int, default=None,
+    p.add_argument("--batch-size", type=positive_int, default=None,
+                   help="default: the model's (train_det.DEFAULTS)")
+    p.add_argument("--pretrain-epochs", type=nonnegative_int, default=None,
                    help="epochs of classification pre-training of the conv layers first "
                         "(YOLO v1, as the paper's ImageNet pre-training; 0: none)")
-    p.add_argument("--optimizer", choices=["adam", "sgd"], default=None)
-    p.add_argument("--lr", type=_positive(float), default=None)
-    p.add_argument("--weight-decay", type=float, default=None)
-    p.add_argument("--clip-grad-norm", type=_positive(float), default=None)
+    p.add_argument("--optimizer", choices=["adam", "sgd"], default=None,
+                   help="default: the model's (train_det.DEFAULTS)")
+    p.add_argument("--lr", type=positive_float, default=None,
+                   help="peak learning rate; default: the model's (train_det.DEFAULTS)")
+    p.add_argument("--weight-decay", type=nonnegative_float, default=None,
+                   help="default: the model's (train_det.DEFAULTS)")
+    p.add_argument("--clip-grad-norm", type=positive_float, default=None)
     p.add_argument("--augment", choices=["flip", "ssd", "yolo", "none"], default=None,
                    help="training augmentation: left-right flips (flip), SSD's pipeline "
                         "(ssd), YOLO v1's (yolo: scale, shift, exposure, saturation, flip) "
                         "or none; default: the model's (train_det.DEFAULTS)")
     p.add_argument("--out", default="runs/det", help="folder for log, checkpoints, pictures")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
-    p.add_argument("--stop-after", type=_positive(int), default=None, metavar="N",
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.npz (refused if the settings differ)")
+    p.add_argument("--force", action="store_true",
+                   help="with --resume: continue even if the settings differ (a warning "
+                        "lists the differences)")
+    p.add_argument("--stop-after", type=positive_int, default=None, metavar="N",
                    help="stop after N epochs of this run, as if interrupted (resume later)")
     p.add_argument("--schedule", choices=["joint", "alternating"], default=None,
                    help="Faster/Mask R-CNN: approximate joint training (default) or the "
@@ -797,24 +788,43 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     add_data_parallel_arguments(p)
 
 
+def train_command(args: argparse.Namespace) -> int:
+    """``train-det``: train, then print the result and where the files are (also with
+    ``--quiet``)."""
+    from scratchvision.train_seg import run_files  # noqa: PLC0415
+    result = train(args)
+    out = Path(args.out)
+    if "stopped_after" in result:
+        print(f"{args.model}: stopped as asked (--stop-after); continue with --resume from "
+              f"{out}")
+    elif "val_map" in result:               # rank 0 (the others write nothing)
+        print(f"{args.model}: val mAP@0.5 {result['val_map']:.4f} (VOC07 "
+              f"{result['val_map07']:.4f}), COCO AP {result['val_coco_ap']:.4f}, "
+              f"{result['ms_per_image']:.1f} ms/image", flush=True)
+        print(run_files(out, () if args.no_pictures else
+                        ("pr_curves.png", "detections.png", "training_curves.png")))
+    return 0
+
+
 def add_commands(sub) -> None:
-    t = sub.add_parser("train-det", help="train a detector on Shapes")
+    t = add_parser(sub, "train-det", help="train a detector on Shapes")
     add_train_arguments(t)
-    t.set_defaults(func=lambda a: (train(a), 0)[1])
-    e = sub.add_parser("eval-det", help="evaluate saved detector weights on a Shapes split")
+    t.set_defaults(func=train_command)
+    e = add_parser(sub, "eval-det", help="evaluate saved detector weights on a Shapes split")
     _inference_arguments(e)
     e.add_argument("--split", choices=["val", "test"], default="val")
     e.add_argument("--metric", choices=["voc", "voc07", "coco"], default="voc",
                    help="which per-class AP to list (all three means are printed)")
     e.add_argument("--out", default=None, help="folder for pr_curves.png")
     e.set_defaults(func=eval_command)
-    d = sub.add_parser("detect", help="draw a detector's boxes on images; COCO results JSON")
+    d = add_parser(sub, "detect", help="draw a detector's boxes on images; COCO results JSON")
     _inference_arguments(d, DETECTORS + PRETRAINED)
     src = d.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", help="an image file (PNG/JPEG)")
     src.add_argument("--split", choices=["train", "val", "test"])
-    d.add_argument("--images", type=_positive(int), default=8, help="images of the split")
-    d.add_argument("--score-thresh", type=float, default=0.5, help="boxes drawn above this")
+    d.add_argument("--images", type=positive_int, default=8, help="images of the split")
+    d.add_argument("--score-thresh", type=probability, default=0.5,
+                   help="boxes drawn above this score")
     d.add_argument("--export-gt", default=None, metavar="PATH",
                    help="also write the split's COCO ground truth JSON here")
     d.add_argument("--out", required=True, help="folder for pictures and detections.json")

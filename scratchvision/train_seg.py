@@ -27,6 +27,8 @@ import numpy as np
 
 import scratchvision as sv
 from scratchvision import nn
+from scratchvision.cli import (add_parser, device, nonnegative_float, nonnegative_int,
+                               positive_float, positive_int)
 from scratchvision.data.loader import progress as data_progress
 from scratchvision.data.normalization import denormalise, normalise
 from scratchvision.data.nuclei import Nuclei
@@ -35,7 +37,8 @@ from scratchvision.distributed import shard
 from scratchvision.eval.segmentation import evaluate_segmentation
 from scratchvision.nets import SEGMENTERS, build_segmenter
 from scratchvision.nets.segmenter import center_crop
-from scratchvision.trainer import Trainer, add_data_parallel_arguments, data_parallel
+from scratchvision.trainer import (Trainer, add_data_parallel_arguments, data_parallel,
+                                   load_weights)
 
 # Model sizes: 'small' is the size of the results table; 'tiny' the demo's and the tests'.
 SIZES = {
@@ -116,6 +119,9 @@ def shuffled_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, se
 def train(args: argparse.Namespace) -> dict:
     """Train a segmenter; returns the history and final metrics (also written to disk)."""
     out = Path(args.out)
+    if getattr(args, "force", False) and not args.resume:
+        raise ValueError("--force only applies with --resume (it resumes a checkpoint "
+                         "written with other settings)")
     rank, world = data_parallel(args.batch_size, args.device)
     sv.manual_seed(args.seed)
     num_classes = DATASETS[args.data].num_classes
@@ -152,7 +158,8 @@ def train(args: argparse.Namespace) -> dict:
                       evaluate=val_metrics, metric="val_miou", quiet=args.quiet,
                       desc=args.model, settings=settings,
                       bucket_cap_mb=getattr(args, "bucket_cap_mb", 25.0))
-    history = trainer.fit(resume=args.resume, stop_after=getattr(args, "stop_after", None))
+    history = trainer.fit(resume=args.resume, stop_after=getattr(args, "stop_after", None),
+                          force=getattr(args, "force", False))
     if rank != 0:                       # rank 0 writes the results and the pictures
         return {"history": history, "rank": rank}
     result = {"model": args.model, "size": args.size, "parameters": model.num_parameters(),
@@ -206,7 +213,8 @@ def _pictures(model, val_x, val_y, out: Path, args) -> None:
 def eval_command(args: argparse.Namespace) -> int:
     data = DATASETS[args.data]
     model = build_segmenter(args.model, data.num_classes, **model_kwargs(args.model, args.size))
-    model.load_state_dict(nn.load(args.weights))
+    load_weights(model, args.weights, {"model": args.model, "size": args.size,
+                                       "data": args.data})
     model.to(args.device)
     x, y = load_split("val", args.val_images, args.image_size, args.seed, not args.quiet,
                       args.data)
@@ -225,27 +233,56 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="dataset: the built-in Shapes, or Nuclei (stardist's microscopy "
                         "image, tiles of --image-size px; the image counts only cap tiles)")
     p.add_argument("--size", choices=tuple(SIZES), default="small", help="model width preset")
-    p.add_argument("--image-size", type=int, default=128)
-    p.add_argument("--val-images", type=int, default=200)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="'cpu' or 'cuda'")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--image-size", type=positive_int, default=128,
+                   help="image side in pixels")
+    p.add_argument("--val-images", type=positive_int, default=200)
+    p.add_argument("--batch-size", type=positive_int, default=16)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--device", type=device, default="cpu", help="'cpu' or 'cuda'")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars or per-epoch lines (the results are printed)")
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     _common(p)
-    p.add_argument("--train-images", type=int, default=2000)
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--train-images", type=positive_int, default=2000)
+    p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--lr", type=positive_float, default=3e-3, help="peak learning rate")
+    p.add_argument("--weight-decay", type=nonnegative_float, default=1e-4)
     p.add_argument("--out", default="runs/seg", help="folder for log, checkpoints, pictures")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
-    p.add_argument("--stop-after", type=int, default=None, metavar="N",
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.npz (refused if the settings differ)")
+    p.add_argument("--force", action="store_true",
+                   help="with --resume: continue even if the settings differ (a warning "
+                        "lists the differences)")
+    p.add_argument("--stop-after", type=positive_int, default=None, metavar="N",
                    help="stop after N epochs of this run, as if interrupted (resume later)")
     p.add_argument("--no-pictures", action="store_true")
     add_data_parallel_arguments(p)
+
+
+def train_command(args: argparse.Namespace) -> int:
+    """``train-seg``: train, then print the result and where the files are (also with
+    ``--quiet``)."""
+    result = train(args)
+    if "val_miou" in result:                # rank 0 (the others write nothing)
+        print(f"{args.model}: val mIoU {result['val_miou']:.4f} after "
+              f"{len(result['history'])} epochs")
+        print(run_files(Path(args.out), () if args.no_pictures else
+                        ("predictions.png", "training_curves.png")))
+    return 0
+
+
+def run_files(out: Path, pictures: tuple = ()) -> str:
+    """The lines saying where a training run's files are (printed at the end of train-*)."""
+    lines = [f"files in {out}/: weights {out / 'model.npz'} (best epoch: "
+             f"{out / 'best.npz'}), results {out / 'result.json'}, log {out / 'log.jsonl'}, "
+             f"checkpoint {out / 'checkpoint.npz'} (--resume)"]
+    shown = [str(out / name) for name in pictures if (out / name).exists()]
+    if shown:
+        lines.append("pictures: " + ", ".join(shown))
+    return "\n".join(lines)
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -261,6 +298,8 @@ def demo(args: argparse.Namespace) -> int:
           f"in {seg_minutes:.1f} min")
     print(f"val mIoU {result['val_miou']:.4f} on {args.val_images} images")
     if args.no_detection:
+        print(run_files(Path(args.out), () if args.no_pictures else
+                        ("predictions.png", "training_curves.png")))
         return 0
     t1 = time.perf_counter()
     det_out = Path(args.out) / "detection"
@@ -278,6 +317,8 @@ def demo(args: argparse.Namespace) -> int:
                                 det_out / "detections.png", Path(args.out) / "demo.png")
         print(f"pictures: {combined} (segmentation | detection); training curves: "
               f"{Path(args.out) / 'training_curves.png'}, {det_out / 'training_curves.png'}")
+    print(f"segmentation files in {args.out}/, detection files in {det_out}/ (weights "
+          "model.npz and best.npz, result.json, log.jsonl, checkpoint.npz)")
     return 0
 
 
@@ -296,15 +337,15 @@ def side_by_side(left: Path, right: Path, path: Path, right_scale: int = 2) -> P
 
 
 def add_commands(sub) -> None:
-    t = sub.add_parser("train-seg", help="train a segmenter on Shapes (or Nuclei)")
+    t = add_parser(sub, "train-seg", help="train a segmenter on Shapes (or Nuclei)")
     add_train_arguments(t)
-    t.set_defaults(func=lambda a: (train(a), 0)[1])
-    e = sub.add_parser("eval-seg", help="evaluate saved segmenter weights on Shapes "
-                                                   "(or Nuclei) val")
+    t.set_defaults(func=train_command)
+    e = add_parser(sub, "eval-seg", help="evaluate saved segmenter weights on Shapes "
+                                         "(or Nuclei) val")
     _common(e)
     e.add_argument("--weights", required=True, help="a model.npz written by train-seg")
     e.set_defaults(func=eval_command)
-    d = sub.add_parser("demo", help="train a tiny U-Net, then a detector, on Shapes (about "
+    d = add_parser(sub, "demo", help="train a tiny U-Net, then a detector, on Shapes (about "
                                     "five minutes)")
     add_train_arguments(d)
     d.add_argument("--no-detection", action="store_true",

@@ -85,11 +85,22 @@ is not logged twice) and continues at the next epoch. The batches are a function
 epoch and every other random number comes from the restored generator, so the loss
 curve and the final weights equal those of an uninterrupted run, bit for bit.
 ``fit(stop_after=N)`` stops after N epochs of this run, as if interrupted.
+
+The refusal lists each difference as ``name: checkpoint X, now Y``. ``fit(resume=True,
+force=True)`` (``--resume --force``) continues anyway and prints that list as a warning:
+the weights, the optimiser's state, the random state and the history are restored, but
+the new hyper-parameters hold - each optimiser group takes the new lr / weight decay, and
+the new learning-rate schedule (e.g. over more ``epochs``) continues at the checkpoint's
+step. Such a run is no longer bit-identical to any uninterrupted one. A checkpoint whose
+weights or optimiser state do not fit the model (another architecture) is refused with a
+``ValueError`` naming the file, as are files that are not checkpoints at all
+(``serialization.CheckpointError``).
 """
 from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from itertools import islice
 from pathlib import Path
@@ -197,17 +208,20 @@ class Trainer:
         self.epoch = 0                         # epochs done
 
     # ------------------------------------------------------------------ the loop
-    def fit(self, resume: bool = False, stop_after: int | None = None) -> list[dict]:
+    def fit(self, resume: bool = False, stop_after: int | None = None,
+            force: bool = False) -> list[dict]:
         """Train (or continue, with ``resume``) and return the history, one dict per epoch.
 
         ``stop_after``: stop after that many epochs of this call, as if interrupted.
+        ``force``: resume even if the checkpoint's settings differ from these (module
+        docstring, "Exact resume"), printing the differences as a warning.
         """
         if stop_after is not None and (int(stop_after) != stop_after or stop_after < 0):
             raise ValueError(f"Trainer.fit: stop_after must be an int >= 0, got {stop_after!r}")
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
         if resume:
-            self.load_checkpoint(self.out / CHECKPOINT)
+            self.load_checkpoint(self.out / CHECKPOINT, force=force)
         else:
             self.epoch, self.history, self.best = 0, [], None
         self._ddp = None
@@ -345,13 +359,17 @@ class Trainer:
               "history": self.history, "best": self.best,
               "settings": self.settings, "trainer": self.hyper}, Path(path))
 
-    def load_checkpoint(self, path) -> None:
-        """Restore what ``save_checkpoint`` wrote, after checking the settings agree."""
+    def load_checkpoint(self, path, force: bool = False) -> None:
+        """Restore what ``save_checkpoint`` wrote, after checking the settings agree
+        (``force``: continue with these settings anyway, warning about each difference).
+
+        Every refusal is a ``ValueError`` (``FileNotFoundError`` for no file) naming
+        ``path`` and the cause."""
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"resume: no checkpoint at {path}")
         try:
-            ckpt = load(path)
+            ckpt = load(path)      # not a checkpoint at all: CheckpointError naming it
         except PlainNpzError:
             raise ValueError(f"resume: {path} is a flat .npz of arrays: a checkpoint of an "
                              "earlier version of the trainer (with a 'meta' array), which "
@@ -369,14 +387,35 @@ class Trainer:
             raise ValueError(f"resume: the checkpoint at {path} lacks {', '.join(missing)}")
         differ = _differences(ckpt["settings"], self.settings) | _differences(
             ckpt["trainer"], self.hyper)
-        if differ:
+        listed = "; ".join(_explain(k, ckpt, self) for k in sorted(differ))
+        if differ and not force:
             raise ValueError(f"resume: the checkpoint at {path} was written with other "
-                             f"settings; these differ: {', '.join(sorted(differ))} ("
-                             + "; ".join(_explain(k, ckpt, self) for k in sorted(differ))
-                             + ")")
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
+                             f"settings ({listed}); resume with the checkpoint's settings, "
+                             "or force it (--force) to continue with these")
+        if differ:
+            print(f"warning: resuming {path} with other settings than the checkpoint's "
+                  f"({listed})", file=sys.stderr, flush=True)
+        try:
+            self.model.load_state_dict(ckpt["model"])
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise ValueError(f"resume: the weights in {path} do not fit this model "
+                             f"({_first_line(e)})") from None
+        # with other hyper-parameters (forced) the optimiser keeps its state but takes the
+        # new ones, and the new schedule continues at the checkpoint's step
+        fresh_groups = [{k: v for k, v in g.items() if k != "params"}
+                        for g in self.optimizer.param_groups]
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise ValueError(f"resume: the optimiser state in {path} is not this model's "
+                             f"({_first_line(e)})") from None
+        if differ:
+            for group, fresh in zip(self.optimizer.param_groups, fresh_groups):
+                group.update(fresh)
+            for _ in range(int(ckpt.get("step", 0))):
+                self.scheduler.step()
+        else:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
         ranks = ckpt["rng"].get("ranks")
         default_generator().bit_generator.state = (
             ranks[distributed.rank()] if ranks is not None and len(ranks) == self.world
@@ -384,14 +423,70 @@ class Trainer:
         self.epoch, self.history, self.best = ckpt["epoch"], ckpt["history"], ckpt["best"]
 
 
+# ------------------------------------------------------------------ weights of a run
+# the settings a weights file must agree with, and their values when a record omits them
+_RECORD_DEFAULTS = {"data": "shapes"}
+
+
+def training_record(weights) -> dict | None:
+    """The settings of the run that wrote ``weights`` (a ``best.npz`` / ``model.npz`` in
+    its run folder): from ``result.json`` beside it, else from ``checkpoint.npz``'s
+    ``settings``; None when neither is there or readable."""
+    folder = Path(weights).parent
+    try:
+        result = json.loads((folder / "result.json").read_text())
+        return dict(result.get("settings") or {}, **{k: result[k] for k in
+                                                     ("model", "size", "data") if k in result})
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        ckpt = load(folder / CHECKPOINT)
+        return dict(ckpt["settings"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def load_weights(model, weights, flags: dict[str, Any]) -> None:
+    """Load the weights file ``weights`` (``nn.load``) into ``model``, which was built with
+    the command-line settings ``flags`` (e.g. ``{"model": "unet", "size": "tiny", "data":
+    "shapes"}``), or raise one ``ValueError`` (``FileNotFoundError``) naming the file.
+
+    The run's record (``training_record``) is checked first, so a wrong ``--model`` /
+    ``--size`` is told as such ("weights runs/x/best.npz were trained with --model unet
+    --size tiny, not --model fcn8s") rather than as the shape error it would cause."""
+    path = Path(weights)
+    if not path.is_file():
+        raise FileNotFoundError(f"--weights {path}: no such file")
+    record = training_record(path)
+    if record is not None:
+        trained = {k: record.get(k, _RECORD_DEFAULTS.get(k)) for k in flags}
+        wrong = [k for k in flags
+                 if (k in record or k in _RECORD_DEFAULTS) and trained[k] != flags[k]]
+        if wrong:
+            raise ValueError(f"weights {path} were trained with {_flags(trained)}, not "
+                             f"{_flags({k: flags[k] for k in wrong})}")
+    state = nn.load(path)           # a file that is no weights file: CheckpointError
+    try:
+        model.load_state_dict(state)
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise ValueError(f"weights {path} do not fit {_flags(flags)}: "
+                         f"{_first_line(e)}") from None
+
+
+def _flags(settings: dict) -> str:
+    """``--model unet --size tiny`` (settings of value None are left out)."""
+    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items()
+                    if v is not None)
+
+
 def data_parallel(batch_size: int, device: str = "cpu") -> tuple[int, int]:
     """``(rank, world_size)`` of a training command: under ``mpiexec`` with N > 1 ranks
     the process group is set up here (on ``cuda``, each rank takes the GPU of its local
-    rank), and the global ``--batch-size`` must split into N equal shards (``SystemExit``
+    rank), and the global ``--batch-size`` must split into N equal shards (``ValueError``
     with the numbers otherwise); outside it ``(0, 1)``."""
     rank, world = distributed.init_if_launched()
     if batch_size % world:
-        raise SystemExit(f"--batch-size {batch_size} is the global batch: it must be a "
+        raise ValueError(f"--batch-size {batch_size} is the global batch: it must be a "
                          f"multiple of the {world} ranks (each takes batch / {world})")
     if world > 1 and str(device).startswith("cuda"):
         distributed.use_local_gpu()
@@ -403,9 +498,10 @@ def add_data_parallel_arguments(p) -> None:
     p.add_argument("--sync-bn", action="store_true",
                    help="under mpiexec: batch norm with the statistics of the whole global "
                         "batch (SyncBatchNorm), so N ranks train what one process trains")
-    p.add_argument("--bucket-cap-mb", type=float, default=25.0,
+    from scratchvision.cli import positive_float  # noqa: PLC0415  (the CLI's argument type)
+    p.add_argument("--bucket-cap-mb", type=positive_float, default=25.0,
                    help="under mpiexec: the largest gradient all-reduce bucket in MiB "
-                        "(default 25, as torch)")
+                        "(as torch's)")
 
 
 def _write(log, line: str) -> None:
@@ -464,6 +560,11 @@ def _explain(key: str, meta: dict, trainer: Trainer) -> str:
 
 
 _MISSING = object()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
 
 
 def _describe(obj) -> str:

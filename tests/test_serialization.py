@@ -302,9 +302,17 @@ def test_load_refuses_files_that_are_not_checkpoints(tmp_path):
         path.write_bytes(data)
         cases[path] = pattern
 
-    case("truncated.npz", raw[:len(raw) // 2], "not a complete zip")
-    case("empty.npz", b"", "not a complete zip")
-    case("random.npz", np.random.default_rng(0).bytes(1000), "not a complete zip")
+    case("truncated.npz", raw[:len(raw) // 2],
+         r"truncated file \(zip central directory missing\).*was the save interrupted")
+    case("empty.npz", b"", r"empty file \(0 bytes\)")
+    case("random.npz", np.random.default_rng(0).bytes(1000), "not a zip archive")
+    case("text.npz", b"epoch 3, lr 0.001\n", "a text file .*'epoch 3")
+    case("legacy.pt", b"\x80\x02}q\x00.", "pickle.*load_torch")
+    torch_zip = io.BytesIO()                                 # torch.save's layout since 1.6
+    with zipfile.ZipFile(torch_zip, "w") as zf:
+        zf.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+        zf.writestr("archive/version", "3\n")
+    case("model.pt", torch_zip.getvalue(), "PyTorch file.*load_torch")
     case("cut_head.npz", raw[raw.index(b"\x93NUMPY"):], "damaged")   # its start cut off
     foreign = io.BytesIO()
     with zipfile.ZipFile(foreign, "w") as zf:

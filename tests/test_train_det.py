@@ -49,9 +49,10 @@ def test_train_resume_equals_uninterrupted_run(tmp_path):
 def test_resume_with_other_settings_is_refused(tmp_path):
     assert cli_main(["train-det", *COMMON, *TRAIN, "--out", str(tmp_path), "--stop-after",
                      "1"]) == 0
-    with pytest.raises(ValueError, match="lr"):
+    with pytest.raises(SystemExit, match="lr: checkpoint 0.001, now 0.5") as info:
         cli_main(["train-det", *COMMON, *TRAIN, "--out", str(tmp_path), "--resume", "--lr",
                   "0.5"])
+    assert info.value.code == 2
 
 
 def test_eval_and_detect_write_coco_json_that_round_trips(tmp_path, capsys):
