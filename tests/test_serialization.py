@@ -529,3 +529,16 @@ def test_trainer_refuses_a_checkpoint_of_the_previous_format(tmp_path):
     with pytest.raises(ValueError, match="not a trainer checkpoint"):
         trainer(out).fit(resume=True)
 
+
+
+def test_damaged_plain_npz_names_the_file(tmp_path):
+    """A plain numpy .npz (the older weight format) with a damaged array: nn.load names the
+    file and the cause instead of numpy's bare zip error."""
+    from scratchvision import nn
+    path = tmp_path / "old.npz"
+    np.savez(path, w=np.arange(1000, dtype=np.float32))
+    raw = bytearray(path.read_bytes())
+    raw[200] ^= 0xFF                       # inside the stored array: its CRC no longer holds
+    path.write_bytes(bytes(raw))
+    with pytest.raises(sv.serialization.CheckpointError, match=r"old\.npz: a plain \.npz"):
+        nn.load(path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
 from collections import OrderedDict
 
 import numpy as np
@@ -128,8 +129,12 @@ def load(path) -> OrderedDict[str, Tensor | np.ndarray]:
     except serialization.PlainNpzError:   # the older format: one array per name, no index
         if hasattr(path, "seek"):
             path.seek(0)
-        with np.load(path, allow_pickle=False) as data:
-            return OrderedDict((k, data[k]) for k in data.files)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return OrderedDict((k, data[k]) for k in data.files)
+        except (ValueError, OSError, zipfile.BadZipFile) as e:   # a damaged member (CRC, ...)
+            raise serialization.CheckpointError(
+                f"nn.load: {path}: a plain .npz whose arrays cannot be read ({e})") from None
     if not isinstance(state, dict):      # a ValueError: what the file holds is wrong
         raise ValueError(f"nn.load: {path} holds a {type(state).__name__}, not a "  # noqa: TRY004
                          "state_dict of name -> Tensor; read it with scratchvision.load(path)")
