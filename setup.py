@@ -23,6 +23,8 @@ setup(
         "opencv-python-headless>=4.8",
         "tqdm>=4.60",
         "matplotlib>=3.7",  # the demo's and viz's pictures and plots
+        # finds NumPy's OpenBLAS, whose GEMMs kernels/gemm.py runs on Numba's threads
+        "threadpoolctl>=3",
     ],
     extras_require={
         # the tests, and ruff for the lint CI runs (rules in pyproject.toml)
@@ -33,8 +35,8 @@ setup(
         "onnx": ["onnx>=1.14"],
         # data-parallel training (scratchvision.distributed): mpi4py and an MPI runtime from
         # the registry (the mpich wheel: mpiexec in the venv's bin), so no system MPI is
-        # needed; threadpoolctl shares the BLAS threads among the ranks of a node
-        "dist": ["mpi4py>=4.0", "mpich>=4.2", "threadpoolctl>=3"],
+        # needed
+        "dist": ["mpi4py>=4.0", "mpich>=4.2"],
         # optional peers for cross-checks and benchmarks; never imported by scratchvision/
         "peers": ["torch", "torchvision", "pycocotools", "onnxruntime"],
     },

@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import pkgutil
 import sys
 from pathlib import Path
 
-# scratchvision's own import sets this for NumPy's OpenBLAS (see scratchvision/__init__),
-# but PyTorch, imported first below, loads NumPy; PyTorch's own GEMMs (MKL/oneDNN) ignore it
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-
-try:  # Import PyTorch (a peer) before scratchvision: each library's OpenMP runtime then
-    import torch  # noqa: F401  reads the environment as it would alone (scratchvision sets
-except ImportError:  # OMP_WAIT_POLICY=PASSIVE for its own Numba threads; see its __init__).
+try:  # PyTorch (a peer) is imported before scratchvision, as every script that compares
+    import torch  # noqa: F401  with it does: the order that was slowest before
+except ImportError:  # scratchvision's GEMMs moved onto Numba's threads (kernels/gemm.py).
     pass
 
 from benchmarks.harness import report  # noqa: E402

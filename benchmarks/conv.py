@@ -13,23 +13,19 @@ torch against the goals.
 """
 from __future__ import annotations
 
-import os
-
-# OpenMP threads (Numba's 'omp' threading layer, torch's intra-op pool) busy-wait after each
-# parallel region by default. im2col alternates Numba loops with OpenBLAS GEMMs, so spinning
-# Numba threads steal the cores BLAS needs (and torch's spinners steal ours): on a loaded
-# 2-core machine a tiny conv took 16 ms instead of 0.04 ms. Passive waiting removes that
-# for both sides; it must be set before libgomp loads, hence here, before numba/torch run.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import math  # noqa: E402
-import time  # noqa: E402
+import math
+import time
 import tracemalloc
 
-import numpy as np  # noqa: E402
+import json
+import os
+import subprocess
+import sys
 
-from benchmarks.harness import Row, measure, timed_row, try_import  # noqa: E402
-from scratchvision.kernels import conv as K  # noqa: E402
+import numpy as np
+
+from benchmarks.harness import Row, measure, timed_row, try_import
+from scratchvision.kernels import conv as K
 
 # (label, N, Cin, Cout, H=W, k, stride, pad, dilation, groups)
 MAIN = [("N8 C64->64 56² k3 s1 p1", 8, 64, 64, 56, 3, 1, 1, 1, 1),
@@ -55,7 +51,9 @@ def _flops(N, Cin, Cout, oh, ow, k, groups) -> float:
     return 2.0 * N * Cout * (Cin // groups) * k * k * oh * ow
 
 
-def _conv_rows(case, quick, torch) -> list[Row]:
+def _conv_rows(case, quick, torch, impls=None) -> list[Row]:
+    """Rows of one conv2d case: each algorithm in ``impls`` (default: all that apply), the
+    default pick and torch."""
     label, N, Cin, Cout, H, k, s, p, d, g = case
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, Cin, H, H), dtype=np.float32)
@@ -68,9 +66,10 @@ def _conv_rows(case, quick, torch) -> list[Row]:
     reps = dict(warmup=1, repeat=2) if quick else dict(warmup=2, repeat=7)
     slow = dict(warmup=1, repeat=2) if quick else dict(warmup=1, repeat=3)
     rows = []
-    impls = ["reference", "im2col", "direct"]
-    if K.winograd_applicable(W.shape, (s, s), (d, d)):
-        impls.append("winograd")
+    if impls is None:
+        impls = ["reference", "im2col", "direct"]
+        if K.winograd_applicable(W.shape, (s, s), (d, d)):
+            impls.append("winograd")
     fwd_case, both_case = f"fwd {label}", f"fwd+bwd {label}"
     picks = [K.choose_algorithm(x.shape, W.shape, *args, which=w)
              for w in ("forward", "input", "weight")]
@@ -183,6 +182,8 @@ def run(quick: bool = False) -> list[Row]:
     for case in main + [QUICK_DEPTHWISE if quick else DEPTHWISE]:
         rows += _conv_rows(case, quick, torch)
     rows += _transposed_rows(QUICK_TRANSPOSED if quick else TRANSPOSED, quick, torch)
+    for first in IMPORT_ORDERS:
+        rows += _import_order_rows(first, quick)
     _LAST_SGEMM["gflops"] = _sgemm_gflops(quick)
     largest = max(main, key=lambda c: _flops(c[1], c[2], c[3], c[4], c[4], c[5], c[9]))
     _LAST_PEAK["value"] = _peak_memory(largest)
@@ -191,6 +192,25 @@ def run(quick: bool = False) -> list[Row]:
     _LAST_PEAK["depthwise"] = (QUICK_DEPTHWISE if quick else DEPTHWISE)[0]
     _LAST_PEAK["transposed"] = (QUICK_TRANSPOSED if quick else TRANSPOSED)[0]
     return rows
+
+
+IMPORT_ORDERS = ("numpy", "torch")
+# the tuning variables that once made the speed depend on the import order: unset in the
+# import-order processes, so their rows show what a user gets without them
+TUNING_VARIABLES = ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "GOMP_SPINCOUNT")
+
+
+def _import_order_rows(first: str, quick: bool) -> list[Row]:
+    """The main shapes' default and torch rows, timed in a fresh process that imports
+    ``first`` (numpy or torch) before scratchvision (``benchmarks/_conv_order.py``)."""
+    env = {k: v for k, v in os.environ.items() if k not in TUNING_VARIABLES}
+    cmd = [sys.executable, "-m", "benchmarks._conv_order", first] + (["--quick"] if quick else [])
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if done.returncode != 0:
+        print(f"conv: the {first}-first process failed: {done.stderr[-500:]}", file=sys.stderr)
+        return []
+    return [Row(**r) for r in json.loads(done.stdout.strip().splitlines()[-1])]
 
 
 def _geomean(values) -> float:
@@ -220,11 +240,20 @@ def summary(rows: list[Row]) -> str:
                  ("conv_transpose2d forward+backward", [f"fwd+bwd {_LAST_PEAK['transposed']}"],
                   1.5),
                  ("depthwise forward", [f"fwd {_LAST_PEAK['depthwise']}"], 2.0)]
-        lines.append("Goals (default algorithm / torch, lower is better):")
+        lines.append("Goals (default algorithm / torch, lower is better; torch imported "
+                     "first, as `python -m benchmarks` does):")
         for name, cases, goal in goals:
             g = _geomean([ratio(c) for c in cases])
             lines.append(f"- {name}: {g:.2f}x (goal <= {goal}x: "
                          f"{'met' if g <= goal else 'NOT met'})")
+        for first in IMPORT_ORDERS:
+            fwd = _geomean([ratio(f"[{first} first] fwd {c}") for c in main])
+            both = _geomean([ratio(f"[{first} first] fwd+bwd {c}") for c in main])
+            if fwd == fwd:                                    # not NaN: the rows exist
+                lines.append(f"- fresh process, `import {first}` first, no tuning variables: "
+                             f"conv2d forward {fwd:.2f}x (goal <= 1.25x: "
+                             f"{'met' if fwd <= 1.25 else 'NOT met'}), forward+backward "
+                             f"{both:.2f}x (goal <= 1.5x: {'met' if both <= 1.5 else 'NOT met'})")
     else:
         lines.append("torch not installed: no goal ratios.")
     return "\n".join(lines)

@@ -7,22 +7,10 @@ semantics follow PyTorch / torchvision, so ``import scratchvision as sv`` reads 
 """
 __version__ = "0.1.0"
 
-import os as _os
-
-# Numba's OpenMP worker threads and OpenBLAS's GEMM threads take turns in every conv
-# (im2col, GEMM, col2im). Spinning while waiting (OpenMP's default) makes each pool steal
-# the other's cores; sleeping makes a training step ~1.5x faster on 2 cores. Set before
-# Numba starts its thread pool; an explicit OMP_WAIT_POLICY in the environment wins.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# The other side of the same contention: after each GEMM, OpenBLAS's threads spin for up
-# to 2**28 cycles (its default THREAD_TIMEOUT) before sleeping, through the im2col/col2im
-# that follow. 4 (2**4, its minimum) lets them sleep at once: on 2 cores a training step in
-# benchmarks/train_step.py went from ~4.4x to ~2.7x PyTorch's time (FCN-8s) and from ~3.1x
-# to ~2.4x (U-Net), medians of 4-6 runs each way. OpenBLAS reads this when NumPy loads,
-# so it only takes effect if scratchvision is imported before NumPy (as
-# ``python -m scratchvision`` does); an explicit value in the environment wins.
-_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-
+# No environment variables are set here: the CPU kernels' speed used to depend on setting
+# OMP_WAIT_POLICY and OPENBLAS_THREAD_TIMEOUT before NumPy and torch loaded, which held only
+# when scratchvision was imported first. Their GEMMs now run on Numba's own threads
+# (kernels/gemm.py), so no second thread pool is left spinning whatever the import order.
 import numpy as _np
 
 from scratchvision.backend import (are_deterministic_algorithms_enabled, get_default_dtype,

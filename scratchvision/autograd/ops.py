@@ -12,6 +12,7 @@ import numpy as np
 
 from scratchvision import backend
 from scratchvision.autograd.function import Function, unbroadcast, xp_of
+from scratchvision.kernels import gemm
 
 
 def _needs(fn: Function, i: int) -> bool:
@@ -116,7 +117,7 @@ class MatMul(Function):
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not match "
                              f"(inner dims {ka} != {kb})")
         self.save_for_backward(a, b)
-        return a @ b
+        return gemm.product(a, b)
 
     def backward(self, gy):
         a, b = self.saved_tensors
@@ -130,10 +131,10 @@ class MatMul(Function):
             g2 = xp.expand_dims(g2, -1)
         ga = gb = None
         if _needs(self, 0):
-            ga = g2 @ xp.swapaxes(b2, -1, -2)
+            ga = gemm.product(g2, xp.swapaxes(b2, -1, -2))
             ga = unbroadcast(ga, a2.shape).reshape(a.shape)
         if _needs(self, 1):
-            gb = xp.swapaxes(a2, -1, -2) @ g2
+            gb = gemm.product(xp.swapaxes(a2, -1, -2), g2)
             gb = unbroadcast(gb, b2.shape).reshape(b.shape)
         return ga, gb
 

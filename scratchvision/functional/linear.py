@@ -7,6 +7,7 @@ for one node and two GEMMs in backward: ``gx = gy @ W``, ``gW = gy.T @ x``,
 from __future__ import annotations
 
 from scratchvision.autograd import ops
+from scratchvision.kernels import gemm
 from scratchvision.autograd.function import Function
 from scratchvision.autograd.gradcheck import register_gradcheck
 from scratchvision.autograd.tensor import Tensor
@@ -23,17 +24,17 @@ class Linear(Function):
         if b is not None and b.shape != (W.shape[0],):
             raise ValueError(f"linear: bias shape {b.shape} must be ({W.shape[0]},)")
         self.x, self.W = x, W
-        y = x @ W.T
+        y = gemm.product(x, W.T)
         if b is not None:
             y += b
         return y
 
     def backward(self, gy):
         x, W = self.x, self.W
-        gx = gy @ W if self.needs_input_grad[0] else None
+        gx = gemm.product(gy, W) if self.needs_input_grad[0] else None
         gW = gb = None
         if self.needs_input_grad[1]:
-            gW = gy.reshape(-1, gy.shape[-1]).T @ x.reshape(-1, x.shape[-1])
+            gW = gemm.product(gy.reshape(-1, gy.shape[-1]).T, x.reshape(-1, x.shape[-1]))
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             gb = gy.reshape(-1, gy.shape[-1]).sum(axis=0)
         return (gx, gW, gb)[:len(self.needs_input_grad)]

@@ -43,6 +43,7 @@ import threading
 import numpy as np
 from numba import njit, prange, uint64
 
+from scratchvision.kernels import gemm
 from scratchvision.kernels.conv._common import (ConvGeometry, conv_geometry, conv_output_size,
                                                valid_range)
 from scratchvision.validation import check_limit
@@ -211,7 +212,7 @@ def conv2d_forward(x, W, b, stride, padding, dilation, groups):
         else:
             c = im2col(x[n0:n0 + nb], g, col[:nb])
             c = c.reshape(nb, G, R, P)                             # (nb, G, Cg*kh*kw, oh*ow)
-        np.matmul(Wm, c, out=y[n0:n0 + nb].reshape(nb, G, Co // G, P))
+        gemm.matmul(Wm, c, y[n0:n0 + nb].reshape(nb, G, Co // G, P))
     if b is not None:
         y += b.reshape(1, Co, 1, 1)
     return y
@@ -230,9 +231,9 @@ def conv2d_backward_input(gy, W, x_shape, stride, padding, dilation, groups):
         nb = min(chunk, N - n0)
         gyc = gy[n0:n0 + nb].reshape(nb, G, Co // G, P)
         if pointwise:
-            np.matmul(WmT, gyc, out=gx[n0:n0 + nb].reshape(nb, G, R, P))
+            gemm.matmul(WmT, gyc, gx[n0:n0 + nb].reshape(nb, G, R, P))
         else:
-            np.matmul(WmT, gyc, out=gcol[:nb].reshape(nb, G, R, P))
+            gemm.matmul(WmT, gyc, gcol[:nb].reshape(nb, G, R, P))
             col2im(gcol[:nb], g, gx[n0:n0 + nb])
     return gx
 
@@ -254,5 +255,6 @@ def conv2d_backward_weight(gy, x, W_shape, stride, padding, dilation, groups):
             c = c.reshape(nb, G, R, P)
         gyc = gy[n0:n0 + nb].reshape(nb, G, Co // G, P)
         # (nb, G, Cog, P) @ (nb, G, P, R) -> (nb, G, Cog, R), summed over the images in order
-        gW += np.matmul(gyc, c.transpose(0, 1, 3, 2)).sum(axis=0)
+        part = gemm.matmul(gyc, c.transpose(0, 1, 3, 2), np.empty((nb, G, Co // G, R), x.dtype))
+        gW += part.sum(axis=0)
     return gW.reshape(W_shape)

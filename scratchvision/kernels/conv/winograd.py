@@ -43,6 +43,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from scratchvision.kernels import gemm
 from scratchvision.kernels.conv import im2col as _im2col
 from scratchvision.kernels.conv._common import conv_output_size
 from scratchvision.validation import check_limit
@@ -151,7 +152,8 @@ def conv2d_forward(x, W, b, stride, padding, dilation, groups):
     # U = G g G^T for every filter. Row-major vec(G g G^T) = (G kron G) vec(g), so all
     # filters are one (16, 9) @ (9, Co*Cg) product -> (16, G, Cog, Cg), position first
     GG = np.kron(_G, _G).astype(x.dtype)
-    U = (GG @ W.reshape(Co * Cg, 9).T).reshape(16, G, Cog, Cg)
+    U = gemm.matmul(GG, W.reshape(Co * Cg, 9).T, np.empty((16, Co * Cg), x.dtype))
+    U = U.reshape(16, G, Cog, Cg)
     y = np.empty((N, Co, oh, ow), x.dtype)
     check_limit(16 * (C + Co) * T, "conv2d's Winograd transforms for one image")
     chunk = _im2col.batch_chunk(16 * (C + Co) * T * x.itemsize, N)
@@ -160,7 +162,7 @@ def conv2d_forward(x, W, b, stride, padding, dilation, groups):
         v = _im2col.scratch((16, C, nb * T), x.dtype, slot=1)     # cached between calls
         m = _im2col.scratch((16, Co, nb * T), x.dtype, slot=2)
         _input_transform(x[n0:n0 + nb], ph, pw, th, tw, v)
-        np.matmul(U, v.reshape(16, G, Cg, nb * T), out=m.reshape(16, G, Cog, nb * T))
+        gemm.matmul(U, v.reshape(16, G, Cg, nb * T), m.reshape(16, G, Cog, nb * T))
         _output_transform(m, th, tw, y[n0:n0 + nb])
     if b is not None:
         y += b.reshape(1, Co, 1, 1)

@@ -1,0 +1,177 @@
+"""Matrix products for the CPU kernels, computed by Numba's threads: one thread pool.
+
+**Why.** A convolution alternates Numba loops (im2col, the Winograd transforms, col2im)
+with GEMMs. Through ``np.matmul`` those GEMMs run on NumPy's OpenBLAS, whose own thread pool
+keeps spinning after each product for ``OPENBLAS_THREAD_TIMEOUT`` (2**28 cycles by
+default, ~0.1 s) and so takes the cores the next Numba loop needs; and when another library
+(PyTorch) loaded the OpenMP runtime first, Numba's threads spin in turn while BLAS works.
+Both variables are read once, when their library loads, so setting them from ``import
+scratchvision`` only helped if scratchvision came before NumPy and torch: with ``import
+numpy`` first a conv took ~1.9x as long, with ``import torch`` first ~2.7x
+(``benchmarks/results/conv.md``, import-order rows).
+
+**What.** Here the products run *inside* a Numba parallel loop: each Numba thread calls
+OpenBLAS's ``cblas_sgemm``/``cblas_dgemm`` (found in NumPy's own OpenBLAS through
+``threadpoolctl``, called through ctypes from nopython code) on its own tasks, with
+``openblas_set_num_threads_local(1)`` so that each call stays on its thread. OpenBLAS's
+pool never runs, nothing is left spinning, and Numba's threads are the only ones working
+whatever was imported first.
+
+**Tasks.** ``out[..., :, :] = a @ b`` over the broadcast leading dimensions; each product
+is cut into column blocks of ``BLOCK_COLUMNS`` (a fixed width, so the cut and therefore
+the bits of the result do not depend on the number of threads), and the loop runs over
+(product, block) pairs. Each operand is passed as a base address plus a leading dimension
+and a transpose flag read off its strides (row-major, or row-major of its transpose, as
+``W.T`` views are); anything else is copied to C order first. Every output element is one
+BLAS dot product over the whole inner dimension, the same one ``np.matmul`` computes.
+Products below ``SERIAL_MACS`` multiply-adds, which OpenBLAS keeps on the calling thread by
+itself, go to ``np.matmul`` directly.
+
+Without a usable OpenBLAS (NumPy built on Accelerate or MKL, an OpenBLAS older than 0.3.27
+without the thread-local setting) ``matmul`` is ``np.matmul`` and ``AVAILABLE`` is False.
+"""
+from __future__ import annotations
+
+import ctypes
+import math
+
+import numpy as np
+from numba import njit, prange
+
+BLOCK_COLUMNS = 512
+# OpenBLAS runs a product of fewer multiply-adds than this on the calling thread anyway
+# (SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD in its interface/gemm.c), so such products
+# go straight to np.matmul: handing them to Numba's threads would only add ~60 us
+SERIAL_MACS = 65536 * 4
+ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112          # CBLAS enum values
+
+
+def _find_openblas():
+    """(sgemm, dgemm, set_num_threads_local) of NumPy's OpenBLAS, or None."""
+    try:
+        from threadpoolctl import threadpool_info  # noqa: PLC0415
+    except ImportError:
+        return None
+    for info in threadpool_info():
+        if info.get("internal_api") != "openblas" or "numpy" not in info["filepath"]:
+            continue
+        lib = ctypes.CDLL(info["filepath"])
+        for prefix, suffix in (("scipy_", "64_"), ("", "64_"), ("scipy_", ""), ("", "")):
+            names = (f"{prefix}cblas_sgemm{suffix}", f"{prefix}cblas_dgemm{suffix}")
+            if (all(hasattr(lib, n) for n in names)
+                    and hasattr(lib, "openblas_set_num_threads_local")):
+                index = ctypes.c_int64 if suffix.startswith("64") else ctypes.c_int
+                return lib, names, index
+    return None
+
+
+def _bind(found):
+    lib, (sname, dname), index = found
+    enum, addr = ctypes.c_int, ctypes.c_uint64      # pointers passed as 64-bit addresses
+    fns = []
+    for name, real in ((sname, ctypes.c_float), (dname, ctypes.c_double)):
+        f = getattr(lib, name)
+        f.restype = None
+        f.argtypes = [enum, enum, enum, index, index, index, real, addr, index, addr, index,
+                      real, addr, index]
+        fns.append(f)
+    local = lib.openblas_set_num_threads_local
+    local.restype, local.argtypes = ctypes.c_int, [ctypes.c_int]
+    return fns[0], fns[1], local
+
+
+_FOUND = _find_openblas() if ctypes.sizeof(ctypes.c_void_p) == 8 else None
+AVAILABLE = _FOUND is not None
+if AVAILABLE:
+    _sgemm, _dgemm, _single_thread = _bind(_FOUND)
+
+    # tasks[t] = (address of A, of B, of C, columns of this block); every task shares M, K,
+    # the transpose flags and leading dimensions (one product cut into blocks, or a batch of
+    # products with the same layout)
+    @njit(parallel=True)
+    def _sgemm_tasks(tasks, M, K, ta, lda, tb, ldb, ldc):  # pragma: no cover (compiled)
+        for t in prange(tasks.shape[0]):
+            _single_thread(1)
+            _sgemm(ROW_MAJOR, ta, tb, M, tasks[t, 3], K, 1.0, tasks[t, 0], lda,
+                   tasks[t, 1], ldb, 0.0, tasks[t, 2], ldc)
+
+    @njit(parallel=True)
+    def _dgemm_tasks(tasks, M, K, ta, lda, tb, ldb, ldc):  # pragma: no cover (compiled)
+        for t in prange(tasks.shape[0]):
+            _single_thread(1)
+            _dgemm(ROW_MAJOR, ta, tb, M, tasks[t, 3], K, 1.0, tasks[t, 0], lda,
+                   tasks[t, 1], ldb, 0.0, tasks[t, 2], ldc)
+
+
+def _layout(x: np.ndarray):
+    """(transpose flag, leading dimension) of the 2-D trailing matrices of ``x`` as BLAS
+    reads them, or None when neither x nor its transpose is row-major."""
+    rows, cols = x.shape[-2:]
+    s0, s1 = (s // x.itemsize for s in x.strides[-2:])
+    if s1 == 1 and s0 >= max(cols, 1) and x.strides[-2] % x.itemsize == 0:
+        return NO_TRANS, s0
+    if s0 == 1 and s1 >= max(rows, 1) and x.strides[-1] % x.itemsize == 0:
+        return TRANS, s1
+    return None
+
+
+def _addresses(x: np.ndarray, lead: tuple) -> np.ndarray:
+    """Base address of each trailing matrix of ``x`` (broadcast to ``lead``), flattened."""
+    offsets = np.zeros(lead, np.int64)
+    for axis, stride in enumerate(x.strides[:len(lead)]):
+        shape = [1] * len(lead)
+        shape[axis] = lead[axis]
+        offsets = offsets + np.arange(lead[axis], dtype=np.int64).reshape(shape) * stride
+    return (np.uint64(x.ctypes.data) + offsets.reshape(-1).astype(np.uint64))
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out[...] = a @ b`` (NumPy's broadcasting over leading dimensions) on Numba's
+    threads; float32/float64 NumPy arrays, ``out`` of the broadcast result shape."""
+    dtype = out.dtype
+    M, N = out.shape[-2:]
+    K = a.shape[-1]
+    usable = (AVAILABLE and dtype in (np.float32, np.float64) and a.dtype == dtype
+              and b.dtype == dtype and isinstance(out, np.ndarray) and min(M, N, K) > 0
+              and M * N * K >= SERIAL_MACS)
+    if not usable:
+        return np.matmul(a, b, out=out)
+    lead = out.shape[:-2]
+    a = np.broadcast_to(a, lead + a.shape[-2:])
+    b = np.broadcast_to(b, lead + b.shape[-2:])
+    la, lb = _layout(a), _layout(b)
+    if la is None:
+        a, la = np.ascontiguousarray(a), (NO_TRANS, K)
+    if lb is None:
+        b, lb = np.ascontiguousarray(b), (NO_TRANS, N)
+    lo = _layout(out)
+    target = out if lo is not None and lo[0] == NO_TRANS else np.empty(out.shape, dtype)
+    lc = _layout(target)[1]
+    items = math.prod(lead)
+    blocks = -(-N // BLOCK_COLUMNS)
+    start = np.arange(blocks, dtype=np.uint64) * BLOCK_COLUMNS           # first column
+    width = np.minimum(BLOCK_COLUMNS, N - start.astype(np.int64)).astype(np.uint64)
+    item = np.uint64(dtype.itemsize)
+    # column c0 of B starts c0 elements in (row-major B) or c0 rows in (B stored transposed)
+    b_step = item if lb[0] == NO_TRANS else item * np.uint64(lb[1])
+    tasks = np.empty((items, blocks, 4), np.uint64)
+    tasks[..., 0] = _addresses(a, lead)[:, None]
+    tasks[..., 1] = _addresses(b, lead)[:, None] + start[None] * b_step
+    tasks[..., 2] = _addresses(target, lead)[:, None] + start[None] * item
+    tasks[..., 3] = width[None]
+    run = _sgemm_tasks if dtype == np.float32 else _dgemm_tasks
+    run(tasks.reshape(-1, 4), M, K, la[0], la[1], lb[0], lb[1], lc)
+    if target is not out:
+        out[...] = target
+    return out
+
+
+def product(a, b):
+    """``a @ b`` as a new array: through ``matmul`` for float32/float64 NumPy operands of at
+    least 2 dims and one dtype, else the operator itself (CuPy arrays, 1-D operands, ints)."""
+    if (AVAILABLE and isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+            and a.ndim >= 2 and b.ndim >= 2 and a.dtype == b.dtype
+            and a.dtype in (np.float32, np.float64) and a.shape[-1] == b.shape[-2]):
+        lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        return matmul(a, b, np.empty(lead + (a.shape[-2], b.shape[-1]), a.dtype))
+    return a @ b
