@@ -7,10 +7,17 @@ semantics follow PyTorch / torchvision, so ``import scratchvision as sv`` reads 
 """
 __version__ = "0.1.0"
 
-# No environment variables are set here: the CPU kernels' speed used to depend on setting
-# OMP_WAIT_POLICY and OPENBLAS_THREAD_TIMEOUT before NumPy and torch loaded, which held only
-# when scratchvision was imported first. Their GEMMs now run on Numba's own threads
-# (kernels/gemm.py), so no second thread pool is left spinning whatever the import order.
+import os as _os
+
+# The CPU kernels' speed used to depend on OMP_WAIT_POLICY and OPENBLAS_THREAD_TIMEOUT being
+# set before NumPy and torch loaded, which held only when scratchvision was imported first.
+# Their GEMMs now run on Numba's own threads (kernels/gemm.py), so no second pool is left
+# spinning whatever the import order (benchmarks/results/conv.md, import-order rows). What
+# remains is a courtesy, not a speed-up on an idle machine: where scratchvision is the first
+# to load OpenMP, Numba's threads sleep between parallel loops instead of spinning, which
+# leaves the cores to other processes on a busy machine (an explicit value wins).
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import numpy as _np
 
 from scratchvision.backend import (are_deterministic_algorithms_enabled, get_default_dtype,

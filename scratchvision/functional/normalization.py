@@ -29,6 +29,7 @@ from scratchvision.autograd.function import Function, xp_of
 from scratchvision.autograd.gradcheck import register_gradcheck
 from scratchvision.autograd.tensor import Tensor, _norm_dims, _raw
 from scratchvision.functional.activation import _as_tensor
+from scratchvision.kernels import batch_norm as KB
 
 
 def channel_sum(a):
@@ -53,52 +54,36 @@ def update_running_stats(running_mean, running_var, mean, var, count: int,
 
 
 class BatchNorm(Function):
-    def forward(self, x, gamma, beta, running_mean, running_var, training, momentum, eps):
-        xp = xp_of(x)
-        shape = (1, -1) + (1,) * (x.ndim - 2)
+    """The arithmetic is in ``kernels/batch_norm`` (array version and fused Numba version)."""
+
+    def forward(self, x, gamma, beta, running_mean, running_var, training, momentum, eps,
+                impl=None):
         if training:
             count = x.size // x.shape[1]
             if count <= 1:
                 raise ValueError(f"batch_norm: expected more than 1 value per channel when "
                                  f"training, got input of shape {x.shape}")
-            mean = channel_sum(x) / count
-            centred = x - mean.reshape(shape)
-            var = channel_sum(centred * centred) / count
+            y, x_hat, mean, var, inv_std = KB.batch_norm_forward(x, gamma, beta, eps=eps,
+                                                                 impl=impl)
             update_running_stats(running_mean, running_var, mean, var, count, momentum)
         else:
-            mean, var = running_mean, running_var
-            centred = x - mean.reshape(shape).astype(x.dtype)
-        inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype)
-        x_hat = centred * inv_std.reshape(shape)
-        self.saved = (x_hat, inv_std, gamma, shape, training)
-        y = x_hat if gamma is None else x_hat * gamma.reshape(shape)
-        if beta is not None:
-            y = y + beta.reshape(shape)
+            y, x_hat, _, _, inv_std = KB.batch_norm_forward(x, gamma, beta, running_mean,
+                                                            running_var, eps, impl=impl)
+        self.saved = (x_hat, inv_std, gamma, training, impl)
         return y
 
     def backward(self, gy):
-        x_hat, inv_std, gamma, shape, training = self.saved
+        x_hat, inv_std, gamma, training, impl = self.saved
         need_x, need_gamma, need_beta = self.needs_input_grad[:3]
-        train_x = need_x and training
-        gyx_sum = channel_sum(gy * x_hat) if need_gamma or train_x else None
-        gy_sum = channel_sum(gy) if need_beta or train_x else None
-        ggamma = gyx_sum if need_gamma else None
-        gbeta = gy_sum if need_beta else None
-        gx = None
-        if need_x:
-            scale = inv_std if gamma is None else inv_std * gamma
-            if training:
-                count = gy.size // gy.shape[1]
-                gx = scale.reshape(shape) * (gy - (gy_sum / count).reshape(shape)
-                                             - x_hat * (gyx_sum / count).reshape(shape))
-            else:
-                gx = gy * scale.reshape(shape)
-        return gx, ggamma, gbeta, None, None, None, None, None
+        scale = inv_std if gamma is None else inv_std * gamma
+        gx, gy_sum, gyx_sum = KB.batch_norm_backward(gy, x_hat, scale, training, impl=impl)
+        return (gx if need_x else None, gyx_sum if need_gamma else None,
+                gy_sum if need_beta else None, None, None, None, None, None)
 
 
 def batch_norm(input: Tensor, running_mean=None, running_var=None, weight=None,  # noqa: A002
                bias=None, training: bool = False, momentum: float = 0.1,
-               eps: float = 1e-5) -> Tensor:
+               eps: float = 1e-5, *, impl: str | None = None) -> Tensor:
     """Normalise each channel (dim 1) of an (N, C, ...) input.
 
     Parameters
@@ -107,6 +92,9 @@ def batch_norm(input: Tensor, running_mean=None, running_var=None, weight=None, 
     running_mean, running_var : (C,) Tensors/arrays updated in place when ``training``;
         used for normalisation when not training
     weight, bias : (C,) learnable scale gamma and shift beta, optional
+    impl : kernel version, forward and backward: None (``cpu`` for NumPy, ``reference`` for
+        CuPy data), ``"reference"`` (array expressions) or ``"cpu"`` (fused Numba passes);
+        see ``kernels/batch_norm``
     """
     x = _as_tensor(input)
     if x.ndim < 2:
@@ -130,7 +118,7 @@ def batch_norm(input: Tensor, running_mean=None, running_var=None, weight=None, 
     if not training and (rm is None or rv is None):
         raise ValueError("batch_norm: running_mean and running_var are needed when not "
                          "training")
-    return BatchNorm.apply(x, weight, bias, rm, rv, training, momentum, eps)
+    return BatchNorm.apply(x, weight, bias, rm, rv, training, momentum, eps, impl=impl)
 
 
 def _standardise(x2):
