@@ -13,7 +13,9 @@ numpy`` first a conv took ~1.9x as long, with ``import torch`` first ~2.7x
 **What.** Here the products run *inside* a Numba parallel loop: each Numba thread calls
 OpenBLAS's ``cblas_sgemm``/``cblas_dgemm`` (found in NumPy's own OpenBLAS through
 ``threadpoolctl``, called through ctypes from nopython code) on its own tasks, with
-``openblas_set_num_threads_local(1)`` so that each call stays on its thread. OpenBLAS's
+``openblas_set_num_threads_local(1)`` so that each call stays on its thread (each thread's
+previous setting is put back after its call: the calling thread takes part in the loop, and
+the user's own NumPy products on it keep all their threads). OpenBLAS's
 pool never runs, nothing is left spinning, and Numba's threads are the only ones working
 whatever was imported first.
 
@@ -91,16 +93,18 @@ if AVAILABLE:
     @njit(parallel=True)
     def _sgemm_tasks(tasks, M, K, ta, lda, tb, ldb, ldc):  # pragma: no cover (compiled)
         for t in prange(tasks.shape[0]):
-            _single_thread(1)
+            previous = _single_thread(1)      # this thread's own setting, put back below
             _sgemm(ROW_MAJOR, ta, tb, M, tasks[t, 3], K, 1.0, tasks[t, 0], lda,
                    tasks[t, 1], ldb, 0.0, tasks[t, 2], ldc)
+            _single_thread(previous)
 
     @njit(parallel=True)
     def _dgemm_tasks(tasks, M, K, ta, lda, tb, ldb, ldc):  # pragma: no cover (compiled)
         for t in prange(tasks.shape[0]):
-            _single_thread(1)
+            previous = _single_thread(1)      # this thread's own setting, put back below
             _dgemm(ROW_MAJOR, ta, tb, M, tasks[t, 3], K, 1.0, tasks[t, 0], lda,
                    tasks[t, 1], ldb, 0.0, tasks[t, 2], ldc)
+            _single_thread(previous)
 
 
 def _layout(x: np.ndarray):

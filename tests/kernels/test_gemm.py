@@ -98,3 +98,12 @@ def test_product_allocates_the_broadcast_result(always_threaded):
     out = gemm.product(a, b)
     assert out.shape == (5, 3, 7, 11)
     assert_close(out, a @ b)
+
+
+def test_the_calling_threads_blas_setting_is_put_back(always_threaded):
+    """The calling thread runs tasks of the Numba loop too; afterwards its OpenBLAS thread
+    setting is what it was, so the user's own products keep their threads."""
+    local = gemm._single_thread
+    before = local(3)               # an arbitrary setting of this thread ...
+    gemm.matmul(np.ones((64, 64)), np.ones((64, 2048)), np.empty((64, 2048)))
+    assert local(before) == 3       # ... is still there after the product
