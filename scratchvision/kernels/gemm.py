@@ -49,7 +49,8 @@ ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112          # CBLAS enum values
 
 
 def _find_openblas():
-    """(sgemm, dgemm, set_num_threads_local) of NumPy's OpenBLAS, or None."""
+    """(library, names of its cblas_sgemm / cblas_dgemm, their integer type) for NumPy's
+    OpenBLAS, or None."""
     try:
         from threadpoolctl import threadpool_info  # noqa: PLC0415
     except ImportError:
@@ -87,24 +88,22 @@ AVAILABLE = _FOUND is not None
 if AVAILABLE:
     _sgemm, _dgemm, _single_thread = _bind(_FOUND)
 
-    # tasks[t] = (address of A, of B, of C, columns of this block); every task shares M, K,
-    # the transpose flags and leading dimensions (one product cut into blocks, or a batch of
-    # products with the same layout)
-    @njit(parallel=True)
-    def _sgemm_tasks(tasks, M, K, ta, lda, tb, ldb, ldc):  # pragma: no cover (compiled)
-        for t in prange(tasks.shape[0]):
-            previous = _single_thread(1)      # this thread's own setting, put back below
-            _sgemm(ROW_MAJOR, ta, tb, M, tasks[t, 3], K, 1.0, tasks[t, 0], lda,
-                   tasks[t, 1], ldb, 0.0, tasks[t, 2], ldc)
-            _single_thread(previous)
+    def _tasks_kernel(gemm):
+        """The parallel loop over tasks for one of the two GEMMs (Numba compiles the ctypes
+        function into the loop as a constant, so each dtype gets its own kernel)."""
+        # tasks[t] = (address of A, of B, of C, columns of this block); every task shares
+        # M, K, the transpose flags and leading dimensions (one product cut into blocks, or
+        # a batch of products with the same layout)
+        @njit(parallel=True)
+        def run(tasks, M, K, ta, lda, tb, ldb, ldc):  # pragma: no cover (compiled)
+            for t in prange(tasks.shape[0]):
+                previous = _single_thread(1)      # this thread's own setting, put back below
+                gemm(ROW_MAJOR, ta, tb, M, tasks[t, 3], K, 1.0, tasks[t, 0], lda,
+                     tasks[t, 1], ldb, 0.0, tasks[t, 2], ldc)
+                _single_thread(previous)
+        return run
 
-    @njit(parallel=True)
-    def _dgemm_tasks(tasks, M, K, ta, lda, tb, ldb, ldc):  # pragma: no cover (compiled)
-        for t in prange(tasks.shape[0]):
-            previous = _single_thread(1)      # this thread's own setting, put back below
-            _dgemm(ROW_MAJOR, ta, tb, M, tasks[t, 3], K, 1.0, tasks[t, 0], lda,
-                   tasks[t, 1], ldb, 0.0, tasks[t, 2], ldc)
-            _single_thread(previous)
+    _sgemm_tasks, _dgemm_tasks = _tasks_kernel(_sgemm), _tasks_kernel(_dgemm)
 
 
 def _layout(x: np.ndarray):
@@ -149,8 +148,10 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     if lb is None:
         b, lb = np.ascontiguousarray(b), (NO_TRANS, N)
     lo = _layout(out)
-    target = out if lo is not None and lo[0] == NO_TRANS else np.empty(out.shape, dtype)
-    lc = _layout(target)[1]
+    if lo is not None and lo[0] == NO_TRANS:             # written in place
+        target, lc = out, lo[1]
+    else:                                                 # through a C-order temporary
+        target, lc = np.empty(out.shape, dtype), N
     items = math.prod(lead)
     blocks = -(-N // BLOCK_COLUMNS)
     start = np.arange(blocks, dtype=np.uint64) * BLOCK_COLUMNS           # first column
