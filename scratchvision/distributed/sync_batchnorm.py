@@ -30,7 +30,8 @@ from __future__ import annotations
 from scratchvision.autograd.function import Function, xp_of
 from scratchvision.autograd.gradcheck import register_gradcheck
 from scratchvision.distributed import comm
-from scratchvision.functional.normalization import channel_sum, update_running_stats
+from scratchvision.functional.normalization import update_running_stats
+from scratchvision.kernels.batch_norm.reference import channel_sum
 from scratchvision.nn.layers import BatchNorm1d, BatchNorm2d, _BatchNorm
 
 __all__ = ["SyncBatchNorm", "sync_batch_norm"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from scratchvision.autograd.function import Function, xp_of
 from scratchvision.autograd.gradcheck import register_gradcheck
 from scratchvision.autograd.tensor import Tensor
-from scratchvision.functional.normalization import channel_sum
+from scratchvision.kernels.batch_norm.reference import channel_sum
 from scratchvision.kernels import conv as K
 from scratchvision.validation import pair
 

@@ -19,10 +19,14 @@ from __future__ import annotations
 from scratchvision.backend import get_array_module
 
 
-def _channel_sum(a):
-    """(N, C, S) -> (C,): along each contiguous plane first, then over the batch (CuPy
-    reduces a contiguous last axis several times faster)."""
-    return a.sum(axis=2).sum(axis=0)
+def channel_sum(a):
+    """Sum over every dim but the channel dim 1, as ``a.sum(axis=(0, 2, 3, ...))``, in
+    two steps: first along each contiguous plane, then over the batch. CuPy reduces a
+    contiguous last axis several times faster than axes with strides in between (measured
+    in the U-Net step on an H200), and NumPy is no slower. (Also the bias gradients of
+    ``functional.conv`` and the statistics of ``SyncBatchNorm``.)"""
+    n, c = a.shape[0], a.shape[1]
+    return a.reshape(n, c, -1).sum(axis=2).sum(axis=0)
 
 
 def forward(x, gamma, beta, mean, var, eps: float):
@@ -30,9 +34,9 @@ def forward(x, gamma, beta, mean, var, eps: float):
     xp = get_array_module(x)
     count = x.shape[0] * x.shape[2]
     if mean is None:
-        mean = _channel_sum(x) / count
+        mean = channel_sum(x) / count
         centred = x - mean[None, :, None]
-        var = _channel_sum(centred * centred) / count
+        var = channel_sum(centred * centred) / count
     else:
         centred = x - mean[None, :, None].astype(x.dtype)
     inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype)
@@ -45,8 +49,8 @@ def forward(x, gamma, beta, mean, var, eps: float):
 
 def backward(gy, x_hat, scale, training: bool):
     """gx, sum(gy), sum(gy * x_hat) per channel (``training=False``: gx = gy * scale)."""
-    gy_sum = _channel_sum(gy)
-    gyx_sum = _channel_sum(gy * x_hat)
+    gy_sum = channel_sum(gy)
+    gyx_sum = channel_sum(gy * x_hat)
     if not training:
         return gy * scale[None, :, None], gy_sum, gyx_sum
     count = gy.shape[0] * gy.shape[2]
