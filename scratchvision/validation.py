@@ -172,9 +172,13 @@ def check_array(x, name: str, ndim: int | tuple[int, ...] | None = None,
 
 def check_float_arrays(op: str, **named) -> np.dtype:
     """The one floating dtype (float32 or float64) shared by the named arrays (None ones are
-    skipped), checking they are on one device; ``TypeError`` naming each array's dtype."""
-    check_same_device(op, **named)
+    skipped): each must be a float32/float64 NumPy or CuPy array (``check_array``'s errors,
+    naming it), all of one dtype (``TypeError`` naming each array's dtype) and on one
+    device."""
     present = {k: v for k, v in named.items() if v is not None}
+    for name, a in present.items():
+        check_array(a, name)
+    check_same_device(op, **named)
     dtypes = {k: np.dtype(v.dtype) for k, v in present.items()}
     if not dtypes:
         raise ValueError(f"{op}: no arrays given")

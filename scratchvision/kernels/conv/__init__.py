@@ -59,7 +59,7 @@ from scratchvision.kernels.conv.im2col import (release_workspace, set_workspace_
                                                workspace_limit)
 from scratchvision.kernels.conv.winograd import winograd_applicable
 from scratchvision.kernels.versions import KernelFamily, contiguous
-from scratchvision.validation import check_array, check_float_arrays, check_int, check_limit, pair
+from scratchvision.validation import check_float_arrays, check_int, check_limit, pair
 
 VERSIONS = KernelFamily("conv", algorithms={"im2col": "im2col", "direct": "direct",
                                             "winograd": "winograd"})
@@ -80,16 +80,6 @@ def _shape4(shape, name: str, layout: str) -> tuple[int, int, int, int]:
     if min(shape) < 0:
         raise ValueError(f"{name} has a negative dimension: {shape}")
     return shape  # type: ignore[return-value]
-
-
-def _float_arrays(op: str, **named) -> np.dtype:
-    """The one floating dtype of the named arrays (None ones skipped): each must be a
-    float32/float64 NumPy or CuPy array (TypeError naming it and its dtype), all of one
-    dtype and on one device."""
-    for name, a in named.items():
-        if a is not None:
-            check_array(a, name)
-    return check_float_arrays(op, **named)
 
 
 def _conv_args(stride, padding, dilation, groups):
@@ -188,7 +178,7 @@ def conv2d_forward(x, W, b, stride, padding, dilation, groups, impl=None):
     ``b`` is (Cout,) or None; stride/padding/dilation are ints or (h, w) pairs. Returns
     y (N, Cout, oh, ow) with ``oh = (H + 2*ph - dh*(kH-1) - 1) // sh + 1``.
     """
-    dtype = _float_arrays("conv2d", input=x, weight=W, bias=b)
+    dtype = check_float_arrays("conv2d", input=x, weight=W, bias=b)
     stride, padding, dilation, groups, y_shape = _check_conv(x.shape, W.shape, stride, padding,
                                                              dilation, groups)
     if b is not None and tuple(b.shape) != (W.shape[0],):
@@ -221,7 +211,7 @@ def _backward_weight(gy, x, W_shape, stride, padding, dilation, groups, impl):
 
 def conv2d_backward_input(gy, W, x_shape, stride, padding, dilation, groups, impl=None):
     """Gradient of conv2d with respect to its input: gx of shape ``x_shape``."""
-    _float_arrays("conv2d backward", grad_output=gy, weight=W)
+    check_float_arrays("conv2d backward", grad_output=gy, weight=W)
     stride, padding, dilation, groups, y_shape = _check_conv(x_shape, W.shape, stride, padding,
                                                              dilation, groups)
     _check_grad_output(gy, y_shape, "conv2d")
@@ -231,7 +221,7 @@ def conv2d_backward_input(gy, W, x_shape, stride, padding, dilation, groups, imp
 
 def conv2d_backward_weight(gy, x, W_shape, stride, padding, dilation, groups, impl=None):
     """Gradient of conv2d with respect to its weight: gW of shape ``W_shape``."""
-    _float_arrays("conv2d backward", grad_output=gy, input=x)
+    check_float_arrays("conv2d backward", grad_output=gy, input=x)
     stride, padding, dilation, groups, y_shape = _check_conv(x.shape, W_shape, stride, padding,
                                                              dilation, groups)
     _check_grad_output(gy, y_shape, "conv2d")
@@ -254,7 +244,7 @@ def conv_transpose2d_forward(x, W, b, stride, padding, output_padding, groups, d
     Computed as conv2d's input gradient (see the module docstring). Returns
     y (N, Cout, Ho, Wo) with ``Ho = (H-1)*sh - 2*ph + dh*(kH-1) + output_padding + 1``.
     """
-    dtype = _float_arrays("conv_transpose2d", input=x, weight=W, bias=b)
+    dtype = check_float_arrays("conv_transpose2d", input=x, weight=W, bias=b)
     stride, padding, output_padding, groups, dilation, y_shape = _check_transpose(
         x.shape, W.shape, stride, padding, output_padding, groups, dilation)
     if b is not None and tuple(b.shape) != (y_shape[1],):
@@ -270,7 +260,7 @@ def conv_transpose2d_forward(x, W, b, stride, padding, output_padding, groups, d
 def conv_transpose2d_backward_input(gy, W, x_shape, stride, padding, output_padding, groups,
                                     dilation, impl=None):
     """Gradient of conv_transpose2d with respect to its input: conv2d of gy with W."""
-    _float_arrays("conv_transpose2d backward", grad_output=gy, weight=W)
+    check_float_arrays("conv_transpose2d backward", grad_output=gy, weight=W)
     stride, padding, output_padding, groups, dilation, y_shape = _check_transpose(
         x_shape, W.shape, stride, padding, output_padding, groups, dilation)
     _check_grad_output(gy, y_shape, "conv_transpose2d")
@@ -291,7 +281,7 @@ def conv_transpose2d_backward_weight(gy, x, W_shape, stride, padding, output_pad
     In the adjoint picture the transposed conv's output gradient ``gy`` plays conv2d's input
     and its input ``x`` plays conv2d's output gradient.
     """
-    _float_arrays("conv_transpose2d backward", grad_output=gy, input=x)
+    check_float_arrays("conv_transpose2d backward", grad_output=gy, input=x)
     stride, padding, output_padding, groups, dilation, y_shape = _check_transpose(
         x.shape, W_shape, stride, padding, output_padding, groups, dilation)
     _check_grad_output(gy, y_shape, "conv_transpose2d")
