@@ -111,6 +111,7 @@ import numpy as np
 from scratchvision import distributed, nn
 from scratchvision.autograd import Tensor
 from scratchvision.autograd.factories import default_generator
+from scratchvision.cli import positive_float
 from scratchvision.serialization import PlainNpzError, load, save
 
 CHECKPOINT, LOG, BEST, FINAL = "checkpoint.npz", "log.jsonl", "best.npz", "model.npz"
@@ -498,7 +499,6 @@ def add_data_parallel_arguments(p) -> None:
     p.add_argument("--sync-bn", action="store_true",
                    help="under mpiexec: batch norm with the statistics of the whole global "
                         "batch (SyncBatchNorm), so N ranks train what one process trains")
-    from scratchvision.cli import positive_float  # noqa: PLC0415  (the CLI's argument type)
     p.add_argument("--bucket-cap-mb", type=positive_float, default=25.0,
                    help="under mpiexec: the largest gradient all-reduce bucket in MiB "
                         "(as torch's)")
