@@ -40,35 +40,45 @@ class KernelFamily:
     ``name`` is the folder under ``scratchvision.kernels``; ``algorithms`` maps extra CPU
     version names to their module names in that folder (``{"numpy": "vectorized"}``);
     ``gpu`` lists the GPU versions the family has (``()``, ``("cuda",)`` for a family with
-    no scattering backward, or both); ``default_cpu`` may be a function of the arrays that
-    names the CPU version ``impl=None`` runs (indexing picks ``numpy`` for dtypes Numba does
-    not compile).
+    no scattering backward, or both); ``on_cupy`` names the versions written in array
+    expressions that run on CuPy arrays too (``("numpy",)`` for indexing: a family without
+    GPU kernels whose CuPy arrays take the first of them); ``default_cpu`` may be a function
+    of the arrays that names the version ``impl=None`` runs on NumPy arrays (indexing picks
+    ``numpy`` for dtypes Numba does not compile).
     """
 
     def __init__(self, name: str, algorithms: dict[str, str] | None = None,
-                 gpu: tuple[str, ...] = GPU_IMPLS, default_cpu=None) -> None:
+                 gpu: tuple[str, ...] = GPU_IMPLS, default_cpu=None,
+                 on_cupy: tuple[str, ...] = ()) -> None:
         self.name = name
         self.algorithms = dict(algorithms or {})
         self.gpu = tuple(gpu)
+        self.on_cupy = tuple(on_cupy)
         self.cpu_impls = ("reference", "cpu", *self.algorithms)
         self.impls = (*self.cpu_impls, *self.gpu)
         self._default_cpu = default_cpu
 
-    def resolve(self, impl: str | None, *arrays) -> str:
-        """The version name this call runs (``impl`` validated, ``None`` resolved)."""
+    def resolve(self, impl: str | None, *arrays, op: str | None = None) -> str:
+        """The version name this call runs (``impl`` validated, ``None`` resolved); ``op``
+        names the caller in the errors (default: the family)."""
         on_gpu = any(is_cupy_array(a) for a in arrays)
+        name = op or self.name
         if impl is None:
-            if on_gpu:
-                if not self.gpu:
-                    return self._default_cpu(*arrays) if self._default_cpu else "cpu"
+            if on_gpu and self.gpu:
                 return default_gpu_impl() if default_gpu_impl() in self.gpu else self.gpu[0]
+            if on_gpu and self.on_cupy:
+                return self.on_cupy[0]
             return self._default_cpu(*arrays) if self._default_cpu else "cpu"
         if impl not in self.impls:
-            raise ValueError(f"{self.name}: impl must be one of {self.impls} or None, got "
+            raise ValueError(f"{name}: impl must be one of {self.impls} or None, got "
                              f"{impl!r}")
-        if on_gpu and impl in self.cpu_impls and self.gpu:
-            raise ValueError(f"{self.name}: impl={impl!r} is a CPU version but the arrays are "
-                             f"CuPy arrays; use impl=None or one of {self.gpu}")
+        if on_gpu and impl in self.cpu_impls and impl not in self.on_cupy:
+            if self.gpu:
+                raise ValueError(f"{name}: impl={impl!r} is a CPU version but the arrays are "
+                                 f"CuPy arrays; use impl=None or one of {self.gpu}")
+            if self.on_cupy:
+                raise ValueError(f"{name}: impl={impl!r} runs on NumPy arrays only; CuPy "
+                                 f"arrays use impl={self.on_cupy[0]!r} (the default for them)")
         return impl
 
     def module(self, impl: str | None, *arrays) -> ModuleType:

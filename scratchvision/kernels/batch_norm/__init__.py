@@ -9,23 +9,10 @@ and dispatch through ``VERSIONS``.
 """
 from __future__ import annotations
 
-from scratchvision.backend import get_array_module, is_cupy_array
+from scratchvision.backend import get_array_module
 from scratchvision.kernels.versions import KernelFamily
 
-
-def _default(*arrays) -> str:
-    return "reference" if any(is_cupy_array(a) for a in arrays) else "cpu"
-
-
-VERSIONS = KernelFamily("batch_norm", gpu=(), default_cpu=_default)
-
-
-def _module(impl, x):
-    name = VERSIONS.resolve(impl, x)
-    if name == "cpu" and is_cupy_array(x):
-        raise ValueError("batch_norm: impl='cpu' runs on NumPy arrays; CuPy arrays use "
-                         "impl='reference' (the default for them)")
-    return VERSIONS.module(name, x)
+VERSIONS = KernelFamily("batch_norm", gpu=(), on_cupy=("reference",))
 
 
 def _flat(a):
@@ -40,14 +27,14 @@ def batch_norm_forward(x, gamma, beta, mean=None, var=None, eps: float = 1e-5, i
     """``(y, x_hat, mean, var, inv_std)`` for ``x (N, C, ...)``; with ``mean``/``var``
     None they are the batch's statistics (training), else the given ones (evaluation).
     ``y`` and ``x_hat`` have x's shape; the others are ``(C,)``."""
-    y, x_hat, mean, var, inv_std = _module(impl, x).forward(_flat(x), gamma, beta, mean, var,
-                                                            float(eps))
+    version = VERSIONS.module(impl, x)
+    y, x_hat, mean, var, inv_std = version.forward(_flat(x), gamma, beta, mean, var, float(eps))
     return y.reshape(x.shape), x_hat.reshape(x.shape), mean, var, inv_std
 
 
 def batch_norm_backward(gy, x_hat, scale, training: bool, impl=None):
     """``(gx, sum gy, sum gy * x_hat)``: the input gradient (``scale = gamma * inv_std``)
     and the per-channel sums that are beta's and gamma's gradients."""
-    gx, gy_sum, gyx_sum = _module(impl, gy).backward(_flat(gy), _flat(x_hat), scale,
-                                                     bool(training))
+    version = VERSIONS.module(impl, gy)
+    gx, gy_sum, gyx_sum = version.backward(_flat(gy), _flat(x_hat), scale, bool(training))
     return gx.reshape(gy.shape), gy_sum, gyx_sum

@@ -55,10 +55,10 @@ def _numba_compiles(x, kind: str) -> bool:
 
 
 def _default_for(kind: str):
-    """The ``default_cpu`` rule of ``kind`` ops: ``cpu`` where Numba compiles the dtype,
-    else ``numpy`` (which also runs CuPy arrays)."""
+    """The ``default_cpu`` rule of ``kind`` ops on NumPy arrays: ``cpu`` where Numba
+    compiles the dtype, else ``numpy``."""
     def default(x, *others):
-        return "cpu" if not is_cupy_array(x) and _numba_compiles(x, kind) else "numpy"
+        return "cpu" if _numba_compiles(x, kind) else "numpy"
     return default
 
 
@@ -66,19 +66,16 @@ def _default_for(kind: str):
 # bool arrays in Numba, adds (scatter_add, index_add) do not. No GPU version: CuPy arrays
 # run ``numpy`` (CuPy's fancy indexing).
 VERSIONS = KernelFamily("indexing", algorithms={"numpy": "vectorized"}, gpu=(),
-                        default_cpu=_default_for("copy"))
+                        on_cupy=("numpy",), default_cpu=_default_for("copy"))
 ADD_VERSIONS = KernelFamily("indexing", algorithms={"numpy": "vectorized"}, gpu=(),
-                            default_cpu=_default_for("add"))
+                            on_cupy=("numpy",), default_cpu=_default_for("add"))
 IMPLS = VERSIONS.impls
 
 
 def _version(impl: str | None, x, op: str, kind: str = "copy"):
     """The module that runs ``impl`` (None: the default of ``kind`` ops) for array ``x``."""
     family = ADD_VERSIONS if kind == "add" else VERSIONS
-    impl = family.resolve(impl, x)
-    if impl != "numpy" and is_cupy_array(x):
-        raise ValueError(f"{op}: impl={impl!r} runs on NumPy arrays only; CuPy arrays use "
-                         "impl='numpy' (CuPy's fancy indexing)")
+    impl = family.resolve(impl, x, op=op)                # CuPy arrays: 'numpy' only
     if impl == "cpu" and not _numba_compiles(x, kind):
         raise TypeError(f"{op}: impl='cpu' does not support dtype {x.dtype}; use "
                         "impl='numpy'")
