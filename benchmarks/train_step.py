@@ -1,10 +1,18 @@
-"""One training step (forward, cross-entropy, backward, Adam update) of the small U-Net and
-FCN-8s used in docs/RESULTS.md, against the same architectures written in PyTorch CPU,
-timed in one process on the same batch (16 x 3 x 128 x 128, 4 classes).
+"""One training step (forward, loss, backward, Adam update) of the small U-Net and FCN-8s
+used in docs/RESULTS.md, against the same architectures written in PyTorch CPU, timed in
+one process on the same batch (16 x 3 x 128 x 128, 4 classes); and of the small Faster
+R-CNN (4 images, as train-det's default batch) and SSD (16 images) of 128 x 128 Shapes
+images, against torchvision's own ``FasterRCNN`` and ``SSD`` configured to do the same work.
 
-The PyTorch models are built here layer for layer from the scratchvision model's own
+The PyTorch segmenters are built here layer for layer from the scratchvision model's own
 module tree (conv, transposed conv, batch norm, ReLU, pooling, dropout), and the
-scratchvision weights are copied in, so both sides do the same arithmetic.
+scratchvision weights are copied in, so both sides do the same arithmetic. The torchvision
+detectors are built in ``benchmarks/_torch_detectors.py`` (its docstring tables every
+setting matched, and the few that torchvision does not expose); their backbones and heads
+get the scratchvision weights too, and both sides see the same normalised images and
+targets. The detector step is ``model.loss(images, targets)`` (torchvision:
+``model(images, targets)`` in training mode), the terms summed, backward, Adam. Without
+torchvision the detector rows time scratchvision alone and the summary says why.
 """
 from __future__ import annotations
 
@@ -146,6 +154,98 @@ def _torch_step(torch, model, x, y):
     return step
 
 
+def _sv_det_step(model, x, targets):
+    """scratchvision's detector step, as the trainer runs it (``trainer.py``)."""
+    import scratchvision as sv
+    from scratchvision import nn
+    model.train()
+    opt = nn.optim.Adam(model.parameters(), lr=1e-3)
+    xt = sv.tensor(x)
+
+    def step():
+        losses = model.loss(xt, targets)
+        total = None
+        for value in losses.values():
+            total = value if total is None else total + value
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+    return step
+
+
+def _torch_det_step(torch, model, x, targets):
+    """torchvision's detector step: the loss dict of a training-mode forward, summed."""
+    from benchmarks._torch_detectors import torch_targets
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    images = list(torch.from_numpy(np.ascontiguousarray(x)))
+    ttargets = torch_targets(torch, targets)
+
+    def step():
+        losses = model(images, ttargets)
+        total = sum(losses.values())
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+    return step
+
+
+def _peer_absent(torch) -> str:
+    """Why the torchvision peer rows are missing (``try_import`` hides the error)."""
+    if torch is None:
+        return "PyTorch is not installed"
+    try:
+        import torchvision  # noqa: F401
+    except Exception as e:
+        return f"torchvision is not importable here (torch {torch.__version__}): {e}"
+    return "torchvision did not import"
+
+
+# (name, preset, batch, image size) of the detector rows; quick: the tiny presets
+DETECTORS = {False: (("faster_rcnn", "small", 4, 128), ("ssd", "small", 16, 128)),
+             True: (("faster_rcnn", "tiny", 2, 64), ("ssd", "tiny", 2, 32))}
+
+
+def _detector_rows(quick: bool, torch, torchvision) -> list[Row]:
+    import scratchvision as sv
+    from scratchvision.nets import build_detector
+    from scratchvision.nets.detection.images import normalise
+    from scratchvision.train_det import load_split
+    rows = []
+    absent = None if torchvision is not None else _peer_absent(torch)
+    repeat = 1 if quick else 5
+    for name, preset, batch, size in DETECTORS[quick]:
+        u8, raw = load_split("train", batch, size, 0, progress=False)
+        x = normalise(u8)
+        targets = [{"boxes": t["boxes"], "labels": t["labels"]} for t in raw]
+        sv.manual_seed(0)
+        model = build_detector(name, 4, preset)
+        case = (f"{name} ({preset}, {model.num_parameters():,} params) step b{batch} "
+                f"{size}x{size}")
+        tmodel = None
+        if torchvision is not None:
+            from benchmarks import _torch_detectors as td
+            torch.manual_seed(0)
+            tmodel = (td.torch_faster_rcnn(torch, torchvision, model, size)
+                      if name == "faster_rcnn" else td.torch_ssd(torch, torchvision, model))
+            diff = td.check(torch, model, tmodel, x)     # before either model trains
+        row = timed_row(case, "scratchvision", _sv_det_step(model, x, targets),
+                        repeat=repeat, warmup=1)
+        row.extra["params"] = model.num_parameters()
+        if absent:
+            row.note = f"no torchvision peer: {absent}"
+            row.extra["peer_absent"] = absent
+        rows.append(row)
+        if tmodel is not None:
+            n = td.num_parameters(tmodel)
+            peer = timed_row(case, "torchvision", _torch_det_step(torch, tmodel, x, targets),
+                             peer=True, repeat=repeat, warmup=1,
+                             note=f"{n:,} params; backbone max |diff| {diff['features']:.1e}")
+            peer.extra.update(params=n, check=diff)
+            rows.append(peer)
+    return rows
+
+
 def run(quick: bool = False) -> list[Row]:
     import scratchvision as sv
     from scratchvision.nets import build_segmenter
@@ -167,15 +267,32 @@ def run(quick: bool = False) -> list[Row]:
             tmodel = builder(torch, model)
             rows.append(timed_row(case, "torch", _torch_step(torch, tmodel, x, y), peer=True,
                                   repeat=repeat, warmup=1))
-    return rows
+    return rows + _detector_rows(quick, torch, try_import("torchvision"))
 
 
 def summary(rows: list[Row]) -> str:
+    """Per case, scratchvision's time over the peer's against the 2x goal (or why the
+    peer is absent), and for the detectors both parameter counts."""
     lines = []
     for case in dict.fromkeys(r.case for r in rows):
-        t = {r.impl: r.seconds for r in rows if r.case == case}
-        if "torch" in t:
-            ratio = t["scratchvision"] / t["torch"]
-            lines.append(f"{case}: {ratio:.2f}x PyTorch CPU (goal <= 2x: "
-                         f"{'met' if ratio <= 2 else 'NOT met'})")
+        mine = [r for r in rows if r.case == case and not r.peer]
+        peers = [r for r in rows if r.case == case and r.peer]
+        if not mine:
+            continue
+        ours = mine[0]
+        if not peers:
+            if "peer_absent" in ours.extra:
+                lines.append(f"{case}: no torchvision peer ({ours.extra['peer_absent']}); "
+                             f"scratchvision alone {ours.seconds * 1e3:.1f} ms a step")
+            continue
+        peer = min(peers, key=lambda r: r.seconds)
+        who = "PyTorch CPU" if peer.impl == "torch" else f"{peer.impl} (PyTorch CPU)"
+        ratio = ours.seconds / peer.seconds
+        line = (f"{case}: {ratio:.2f}x {who} (goal <= 2x: "
+                f"{'met' if ratio <= 2 else 'NOT met'})")
+        if "params" in peer.extra:
+            same = "equal" if peer.extra["params"] == ours.extra.get("params") else "DIFFER"
+            line += (f"; params {ours.extra.get('params', 0):,} vs {peer.extra['params']:,} "
+                     f"({same})")
+        lines.append(line)
     return "\n".join(lines)
