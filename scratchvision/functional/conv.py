@@ -117,7 +117,8 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
         (``groups = C_in`` with ``C_out = m * C_in`` is depthwise)
     impl : None (the default: 'cpu' on NumPy arrays, 'cuda' on CuPy arrays), 'reference',
         'cpu' (the fastest algorithm for the shape: ``kernels.conv.choose_algorithm``),
-        'im2col', 'direct', 'winograd', 'cuda' or 'cuda_atomic' (scratchvision extension;
+        'im2col', 'direct', 'winograd', 'winograd_f4', 'cuda' or 'cuda_atomic'
+        (scratchvision extension;
         ``kernels.conv.VERSIONS.impls``); used by the forward and both backward passes
 
     Returns

@@ -16,12 +16,13 @@ from scratchvision.kernels import conv as K
 from scratchvision.kernels.conv import reference as R
 from tests.helpers import assert_close, non_contiguous
 
-FAST = ("im2col", "direct", "winograd")
+FAST = ("im2col", "direct", "winograd", "winograd_f4")
+WINOGRAD = ("winograd", "winograd_f4")
 DTYPES = (np.float32, np.float64)
 
 
 def _applicable(impl, W_shape, stride, dilation):
-    return impl != "winograd" or K.winograd_applicable(W_shape, stride, dilation)
+    return impl not in WINOGRAD or K.winograd_applicable(W_shape, stride, dilation)
 
 
 # ----------------------------------------------------------------- 1. hand-worked cases
@@ -37,7 +38,9 @@ def test_hand_worked_3x3_sum(impl):
     assert_close(y[0, 0], expected)
     # with bias 1 and padding 1: the corner window sees x[0:2, 0:2] = 0+1+5+6 = 12, plus 1
     y = K.conv2d_forward(x, W, np.ones(1), (1, 1), (1, 1), (1, 1), 1, impl=impl)
-    assert y.shape == (1, 1, 5, 5) and y[0, 0, 0, 0] == 13 and y[0, 0, 2, 2] == 109
+    assert y.shape == (1, 1, 5, 5)      # (F(4x4,3x3)'s 1/6 and 1/24 are not exact in binary)
+    assert np.isclose(y[0, 0, 0, 0], 13, rtol=1e-13) and np.isclose(y[0, 0, 2, 2], 109,
+                                                                    rtol=1e-13)
 
 
 @pytest.mark.parametrize("impl", ("reference", "im2col", "direct"))
@@ -80,9 +83,10 @@ def conv_geometry(draw, winograd=False):
     g = draw(st.integers(1, 3))
     cg, cog = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     n = draw(st.integers(1, 2))
-    if winograd:
+    if winograd:            # 3x3, stride 1; dilated too (phase by phase, see winograd.py)
         kh = kw = 3
-        sh = sw = dh = dw = 1
+        sh = sw = 1
+        dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     else:
         kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
         sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
@@ -110,12 +114,15 @@ def _check_all_passes(geo, dtype, impls, noncontig, seed):
         x, W, gy = non_contiguous(x), non_contiguous(W), non_contiguous(gy)
     scale = 4.0 if dtype == np.float32 else 1.0
     for impl in impls:
+        # F(4x4,3x3)'s larger interpolation points cost a few times F(2x2)'s float32
+        # rounding (winograd_f4.py)
+        scale_impl = scale * (2.0 if impl == "winograd_f4" else 1.0)
         if not _applicable(impl, W.shape, geo["stride"], geo["dilation"]):
             continue
         y = K.conv2d_forward(x, W, b, *args, impl=impl)
-        assert_close(y, y_ref, scale=scale, err_msg=f"{impl} forward {geo}")
+        assert_close(y, y_ref, scale=scale_impl, err_msg=f"{impl} forward {geo}")
         gx = K.conv2d_backward_input(gy, W, x.shape, *args, impl=impl)
-        assert_close(gx, gx_ref, scale=scale, err_msg=f"{impl} input grad {geo}")
+        assert_close(gx, gx_ref, scale=scale_impl, err_msg=f"{impl} input grad {geo}")
         gW = K.conv2d_backward_weight(gy, x, W.shape, *args, impl=impl)
         assert_close(gW, gW_ref, scale=scale * 4, err_msg=f"{impl} weight grad {geo}")
 
@@ -130,7 +137,7 @@ def test_conv2d_algorithms_match_reference(geo, dtype, noncontig, seed):
 @given(geo=conv_geometry(winograd=True), dtype=st.sampled_from(DTYPES),
        noncontig=st.booleans(), seed=st.integers(0, 2 ** 16))
 def test_winograd_matches_reference(geo, dtype, noncontig, seed):
-    _check_all_passes(geo, dtype, ("winograd",), noncontig, seed)
+    _check_all_passes(geo, dtype, WINOGRAD, noncontig, seed)
 
 
 @st.composite
@@ -208,7 +215,7 @@ def test_workspace_chunking_gives_same_result(rng):
     old = K.set_workspace_limit(3 * 9 * 56 * 8 * 2)   # two images' column matrices per chunk
     try:
         assert K.workspace_limit() == 3 * 9 * 56 * 8 * 2
-        for impl, ref in (("im2col", full), ("winograd", full_w)):
+        for impl, ref in (("im2col", full), ("winograd", full_w), ("winograd_f4", full_w)):
             for k, f in _passes(x, W, args, impl).items():
                 assert_close(f(), ref[k], err_msg=f"{impl} {k}")
     finally:
@@ -243,13 +250,25 @@ def test_default_algorithm_rule():
                               "weight") == "im2col"
     assert K.choose_algorithm((8, 64, 56, 56), (128, 1, 3, 3), (2, 2), s1, d1, 64) == "im2col"
     assert K.choose_algorithm((8, 64, 56, 56), (64, 8, 3, 3), s1, s1, d1, 8) == "im2col"
-    assert K.choose_algorithm((8, 256, 14, 14), (256, 256, 3, 3), s1, s1, d1, 1) == "winograd"
-    assert K.choose_algorithm((8, 64, 56, 56), (64, 64, 3, 3), s1, s1, d1, 1) == "winograd"
+    # F(4x4): 3x3 stride 1, >= 16 channels, phases >= 16 wide (dilated too)
+    assert K.choose_algorithm((8, 64, 56, 56), (64, 64, 3, 3), s1, s1, d1, 1) == "winograd_f4"
     assert K.choose_algorithm((8, 64, 56, 56), (64, 64, 3, 3), s1, s1, d1, 1,
+                              "input") == "winograd_f4"
+    assert K.choose_algorithm((8, 16, 64, 64), (16, 16, 3, 3), s1, s1, d1, 1) == "winograd_f4"
+    assert K.choose_algorithm((8, 64, 56, 56), (64, 64, 3, 3), s1, (2, 2), (2, 2),
+                              1) == "winograd_f4"
+    assert K.choose_algorithm((8, 8, 64, 64), (8, 8, 3, 3), s1, s1, d1, 1) == "im2col"
+    # F(2x2) on small maps with >= 64 channels; the input gradient from 128 on 8-wide maps
+    assert K.choose_algorithm((8, 256, 14, 14), (256, 256, 3, 3), s1, s1, d1, 1) == "winograd"
+    assert K.choose_algorithm((8, 256, 14, 14), (256, 256, 3, 3), s1, s1, d1, 1,
+                              "input") == "winograd"
+    assert K.choose_algorithm((8, 512, 7, 7), (512, 512, 3, 3), s1, s1, d1, 1) == "winograd"
+    assert K.choose_algorithm((8, 512, 7, 7), (512, 512, 3, 3), s1, s1, d1, 1,
                               "input") == "im2col"
+    assert K.choose_algorithm((8, 64, 28, 28), (64, 64, 3, 3), s1, (4, 4), (4, 4),
+                              1) == "im2col"
     assert K.choose_algorithm((8, 256, 14, 14), (256, 256, 3, 3), s1, s1, d1, 1,
                               "weight") == "im2col"
-    assert K.choose_algorithm((8, 64, 56, 56), (64, 64, 3, 3), s1, s1, (2, 2), 1) == "im2col"
     assert K.choose_algorithm((8, 64, 56, 56), (128, 64, 3, 3), (2, 2), s1, d1, 1) == "im2col"
     assert K.choose_algorithm((8, 256, 28, 28), (64, 256, 1, 1), s1, (0, 0), d1, 1) == "im2col"
 

@@ -23,7 +23,8 @@ from tests.helpers import assert_close
 # ------------------------------------------------------------------ one dispatch mechanism
 def test_each_family_declares_a_kernel_family():
     assert isinstance(KC.VERSIONS, KernelFamily) and KC.VERSIONS.impls == (
-        "reference", "cpu", "im2col", "direct", "winograd", "cuda", "cuda_atomic")
+        "reference", "cpu", "im2col", "direct", "winograd", "winograd_f4", "cuda",
+        "cuda_atomic")
     for family in (KP, KI):
         assert isinstance(family.VERSIONS, KernelFamily)
         assert family.VERSIONS.impls == ("reference", "cpu", "cuda", "cuda_atomic")
@@ -44,7 +45,7 @@ def test_conv_cpu_impl_runs_the_chosen_algorithm(rng, monkeypatch):
 
 def test_winograd_outside_its_domain_is_a_clear_error(rng):
     x, W = rng.standard_normal((1, 2, 6, 6)), rng.standard_normal((2, 2, 3, 3))
-    with pytest.raises(ValueError, match=r"winograd .* 3x3 kernel, stride 1 and dilation 1; "
+    with pytest.raises(ValueError, match=r"winograd .* 3x3 kernel and stride 1; "
                                          r"got kernel \(3, 3\), stride \(2, 2\)"):
         KC.conv2d_forward(x, W, None, 2, 1, 1, 1, impl="winograd")
 
@@ -122,7 +123,8 @@ def test_impl_reference_matches_the_default_forward_and_backward(name, rng, monk
 def test_impl_wrong_name_is_a_value_error_naming_the_allowed_names(name, rng):
     op, shapes, _, _ = OPS[name]
     arrays = [sv.tensor(rng.standard_normal(s)) for s in shapes]
-    allowed = ("'reference', 'cpu', 'im2col', 'direct', 'winograd', 'cuda', 'cuda_atomic'"
+    allowed = ("'reference', 'cpu', 'im2col', 'direct', 'winograd', 'winograd_f4', 'cuda', "
+               "'cuda_atomic'"
                if name.startswith("conv") else "'reference', 'cpu', 'cuda', 'cuda_atomic'")
     with pytest.raises(ValueError, match=r"impl must be one of \(" + allowed + r"\).*'fast'"):
         op(*arrays, impl="fast")

@@ -1,8 +1,8 @@
 """2-D convolution and transposed convolution kernels: validation, dispatch, algorithm choice.
 
 Arrays in, arrays out (NCHW, float32 or float64). Every version module (``reference``,
-``cpu``, ``im2col``, ``direct``, ``winograd``, ``cuda``) has the same three functions with
-the same signatures::
+``cpu``, ``im2col``, ``direct``, ``winograd``, ``winograd_f4``, ``cuda``) has the same three
+functions with the same signatures::
 
     conv2d_forward(x, W, b, stride, padding, dilation, groups) -> y
     conv2d_backward_input(gy, W, x_shape, stride, padding, dilation, groups) -> gx
@@ -37,8 +37,9 @@ no contribution from rows of ``C`` that do not exist, and the adjoint view still
 **Dispatch.** ``VERSIONS`` (a ``kernels.versions.KernelFamily``) names the versions every
 function here takes as ``impl=``: ``reference`` (the textbook loops), ``cpu`` (``cpu.py``:
 per call the algorithm ``choose_algorithm`` picks for the shape; what ``impl=None`` runs on
-NumPy arrays), the algorithms ``im2col``, ``direct`` and ``winograd`` (3x3, stride 1,
-dilation 1 only: anything else is a ``ValueError`` saying so), and on CuPy arrays ``cuda``
+NumPy arrays), the algorithms ``im2col``, ``direct``, ``winograd`` (F(2x2,3x3)) and
+``winograd_f4`` (F(4x4,3x3)) (both 3x3 and stride 1 only, dilated or not: anything else is
+a ``ValueError`` saying so), and on CuPy arrays ``cuda``
 (the default there) and ``cuda_atomic`` (atomic col2im scatter: faster, not
 bit-reproducible). ``choose_algorithm`` (in ``cpu.py``) holds the rule and the measurements
 behind it (``benchmarks/conv.py`` times every algorithm on the issue's shapes beside torch).
@@ -62,7 +63,8 @@ from scratchvision.kernels.versions import KernelFamily, contiguous
 from scratchvision.validation import check_float_arrays, check_int, check_limit, pair
 
 VERSIONS = KernelFamily("conv", algorithms={"im2col": "im2col", "direct": "direct",
-                                            "winograd": "winograd"})
+                                            "winograd": "winograd",
+                                            "winograd_f4": "winograd_f4"})
 
 __all__ = ["VERSIONS", "choose_algorithm", "conv2d_backward_input",
            "conv2d_backward_weight", "conv2d_forward", "conv2d_output_shape",

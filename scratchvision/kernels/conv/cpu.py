@@ -2,19 +2,21 @@
 
 ``impl="cpu"`` (and ``impl=None`` on NumPy arrays) runs this module. It has the three
 functions every algorithm module has, with the same signatures; each asks
-``choose_algorithm`` which of ``im2col``, ``direct`` and ``winograd`` suits the call and
-runs that module's version. ``choose_algorithm`` holds the rule and the measurements
+``choose_algorithm`` which of ``im2col``, ``direct``, ``winograd`` and ``winograd_f4``
+suits the call and runs that module's version. ``choose_algorithm`` holds the rule and the measurements
 behind it (``benchmarks/conv.py`` times every algorithm on the issue's shapes beside torch).
 """
 from __future__ import annotations
 
-from scratchvision.kernels.conv import direct, im2col, winograd
+from scratchvision.kernels.conv import direct, im2col, winograd, winograd_f4
+from scratchvision.kernels.conv._common import conv_output_size
 from scratchvision.kernels.conv.winograd import winograd_applicable
 
 __all__ = ["choose_algorithm", "conv2d_backward_input", "conv2d_backward_weight",
            "conv2d_forward"]
 
-_ALGORITHMS = {"im2col": im2col, "direct": direct, "winograd": winograd}
+_ALGORITHMS = {"im2col": im2col, "direct": direct, "winograd": winograd,
+               "winograd_f4": winograd_f4}
 
 
 def choose_algorithm(x_shape, W_shape, stride, padding, dilation, groups,
@@ -41,6 +43,28 @@ def choose_algorithm(x_shape, W_shape, stride, padding, dilation, groups,
     groups 8 (Cg = 8), 56x56                2.8 / 1.8 / 3.9  -                2.8 / 2.6 / 4.7
     ======================================  ===============  ===============  ===============
 
+    Re-measured 2026-12-02 after the Winograd transforms were rewritten to work a row of
+    tiles at a time, with F(4x4,3x3) (``winograd_f4``) and dilated layers added; one
+    thread (``taskset``, the other core busy), batch 8, float32, median of 7, milliseconds
+    forward / input grad::
+
+        shape (C->Cout, HxW, k3 s1)   im2col         winograd       winograd_f4
+        64->64,   56x56               32.1 / 29.5    23.1 / 23.5    19.4 / 20.1
+        256->256, 14x14               17.6 / 16.9    13.7 / 13.9    14.4 / 14.9
+        128->128, 28x28               22.8 / 22.2    18.2 / 18.4    15.0 / 13.4
+        32->32,   56x56               14.8 / 13.3    10.9 / 10.2     8.9 / 10.0
+        16->16,   64x64                7.7 /  6.5     5.8 /  4.5     4.7 /  4.5
+        128->128, 16x16                7.6 /  6.5     6.2 /  5.9     4.8 /  5.2
+        512->512, 7x7                 23.3 / 21.7    19.5 / 26.8    34.8 / 40.0
+        64->64, 56x56, dilation 2     40.6 / 37.5    33.0 / 32.2    25.9 / 23.9
+        64->64, 28x28, dilation 4      7.7 /  7.5    10.2 /  9.4     8.2 /  8.1
+
+    The transforms cost about as much as the GEMMs, so Winograd wins from 16 channels on;
+    F(4x4) wins where each phase of the output (``ceil(oh / d)`` rows, the sub-grid that
+    one phase of a dilated layer covers; the whole output at dilation 1) is at least 16
+    wide, and loses on small maps, where its 4x4 tiles hang far past the edge (7x7: 2x2
+    tiles cover 8x8).
+
     Rule:
 
     * grouped, stride 1, at most 4 input channels per group (depthwise included):
@@ -48,9 +72,12 @@ def choose_algorithm(x_shape, W_shape, stride, padding, dilation, groups,
       with a 9-long inner dimension), and for the weight gradient when depthwise
       (``Cg = 1``). At stride > 1 the direct loops lose their unit-stride vectorisation
       and im2col wins;
-    * 3x3, stride 1, dilation 1 with at least 64 input and output channels per group:
-      ``winograd`` forward; for the input gradient only from 128 channels (its flipped
-      filters cost a second transform, which only wide layers amortise);
+    * 3x3, stride 1 (any dilation), at least 16 input and output channels per group, and
+      phases at least 16 wide (the forward's output; the input gradient's output is the
+      input): ``winograd_f4``;
+    * otherwise 3x3, stride 1, dilation 1 and at least 64 channels per group: ``winograd``
+      (F(2x2)) forward, and for the input gradient from 128 channels on phases at least 8
+      wide;
     * everything else, and the other weight gradients (Winograd's is im2col's):
       ``im2col``.
     """
@@ -58,10 +85,20 @@ def choose_algorithm(x_shape, W_shape, stride, padding, dilation, groups,
     Cog = Co // groups
     if groups > 1 and tuple(stride) == (1, 1) and Cg <= (1 if which == "weight" else 4):
         return "direct"
-    if which == "weight":
+    if which == "weight" or not winograd_applicable(W_shape, stride, dilation):
         return "im2col"
-    wide = 64 if which == "forward" else 128
-    if winograd_applicable(W_shape, stride, dilation) and Cg >= wide and Cog >= wide:
+    if which == "forward":
+        rows = (conv_output_size(int(x_shape[2]), 3, 1, int(padding[0]), int(dilation[0])),
+                conv_output_size(int(x_shape[3]), 3, 1, int(padding[1]), int(dilation[1])))
+    else:
+        rows = (int(x_shape[2]), int(x_shape[3]))
+    phase = min(-(-rows[0] // int(dilation[0])), -(-rows[1] // int(dilation[1])))
+    if min(Cg, Cog) >= 16 and phase >= 16:
+        return "winograd_f4"
+    undilated = tuple(dilation) == (1, 1)
+    if which == "forward" and undilated and min(Cg, Cog) >= 64:
+        return "winograd"
+    if which == "input" and undilated and min(Cg, Cog) >= 128 and phase >= 8:
         return "winograd"
     return "im2col"
 
