@@ -136,7 +136,8 @@ def _load_nuclei(split: str, num_images: int, tile: int) -> tuple[np.ndarray, li
 # --augment choices that run a paper's per-image pipeline (data/augment.py) on the uint8
 # images; "flip" and "none" work on the pre-normalised split
 PIPELINES = {"ssd": lambda size, rng: ssd_augmentation(size, rng),
-             "yolo": lambda size, rng: yolo_augmentation(rng)}
+             "yolo": lambda size, rng: yolo_augmentation(rng),
+             "yolo_d4": lambda size, rng: yolo_augmentation(rng, dihedral=True)}
 
 
 def augmented_batch(pipeline: str, images_u8: np.ndarray, targets: list, idx, size: int,
@@ -767,10 +768,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=nonnegative_float, default=None,
                    help="default: the model's (train_det.DEFAULTS)")
     p.add_argument("--clip-grad-norm", type=positive_float, default=None)
-    p.add_argument("--augment", choices=["flip", "ssd", "yolo", "none"], default=None,
+    p.add_argument("--augment", choices=["flip", "ssd", "yolo", "yolo_d4", "none"],
+                   default=None,
                    help="training augmentation: left-right flips (flip), SSD's pipeline "
-                        "(ssd), YOLO v1's (yolo: scale, shift, exposure, saturation, flip) "
-                        "or none; default: the model's (train_det.DEFAULTS)")
+                        "(ssd), YOLO v1's (yolo: scale, shift, exposure, saturation, flip; "
+                        "yolo_d4: with all eight flips and rotations of the square) or none; default: the model's (train_det.DEFAULTS)")
     p.add_argument("--out", default="runs/det", help="folder for log, checkpoints, pictures")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.npz (refused if the settings differ)")

@@ -82,6 +82,8 @@ from scratchvision.data.transforms import (
     RandomHorizontalFlip,
     RandomIoUCrop,
     RandomScaleTranslate,
+    RandomTranspose,
+    RandomVerticalFlip,
     Resize,
     SanitizeBoundingBoxes,
 )
@@ -127,15 +129,23 @@ def ssd_augmentation(size: int, generator: np.random.Generator,
 
 
 def yolo_augmentation(generator: np.random.Generator, scale: float = 0.2,
-                      translate: float = 0.2, factor: float = 1.5) -> Compose:
+                      translate: float = 0.2, factor: float = 1.5,
+                      dihedral: bool = False) -> Compose:
     """YOLO v1's training augmentation for one image (see the module docstring); the image
-    keeps its size. Call it as ``image, target = pipeline(image_uint8, target)``."""
+    keeps its size. Call it as ``image, target = pipeline(image_uint8, target)``.
+    ``dihedral``: also flip top-bottom and transpose (each p = 0.5), so with the left-right
+    flip every one of the square's eight symmetries is equally likely (for data whose
+    classes keep under rotation, as Shapes'; ``--augment yolo_d4``)."""
     if not isinstance(generator, np.random.Generator):
         raise TypeError(f"generator must be a numpy.random.Generator, got "
                         f"{type(generator).__name__}")
+    flips = [RandomHorizontalFlip(0.5, generator=generator)]
+    if dihedral:
+        flips += [RandomVerticalFlip(0.5, generator=generator),
+                  RandomTranspose(0.5, generator=generator)]
     return Compose([
         RandomScaleTranslate(scale, translate, fill=MEAN * 255.0, generator=generator),
         RandomExposureSaturation(factor, generator=generator),
         SanitizeBoundingBoxes(min_size=1.0),
-        RandomHorizontalFlip(0.5, generator=generator),
+        *flips,
     ])

@@ -585,6 +585,66 @@ class RandomIoUCrop:
         return f"RandomIoUCrop(options={self.options})"
 
 
+class RandomVerticalFlip:
+    """Mirror top-bottom with probability ``p``: ``y1' = H - y2``, ``y2' = H - y1``.
+    Images: uint8 / float32 / float64 (H, W, C), any C."""
+
+    def __init__(self, p: float = 0.5, generator: np.random.Generator | None = None) -> None:
+        self.p = check_probability(p, "RandomVerticalFlip: p")
+        self.generator = _check_generator(generator, "RandomVerticalFlip")
+
+    def __call__(self, image, target=None):
+        image = _check_image(image, "RandomVerticalFlip")
+        target = _check_target(target, "RandomVerticalFlip", image.shape[:2])
+        if _rng(self.generator).random() >= self.p:
+            return image, target
+        h = image.shape[0]
+        t = _copy(target)
+        if t is not None:
+            if "boxes" in t:
+                b = _check_boxes(t["boxes"], "RandomVerticalFlip")
+                t["boxes"] = np.stack([b[:, 0], h - b[:, 3], b[:, 2], h - b[:, 1]], 1)
+            if "masks" in t:
+                t["masks"] = np.ascontiguousarray(np.asarray(t["masks"])[:, ::-1])
+            if "semantic" in t:
+                t["semantic"] = np.ascontiguousarray(np.asarray(t["semantic"])[::-1])
+        return np.ascontiguousarray(image[::-1]), t
+
+    def __repr__(self) -> str:
+        return f"RandomVerticalFlip(p={self.p})"
+
+
+class RandomTranspose:
+    """Swap the image's rows and columns (mirror about the main diagonal) with probability
+    ``p``: ``(x1, y1, x2, y2)' = (y1, x1, y2, x2)``, an (H, W) image becomes (W, H).
+    With both flips it draws each of the eight symmetries of the square (the dihedral
+    group D4: the four 90-degree rotations, mirrored or not) with equal probability at
+    ``p = 0.5``. Images: uint8 / float32 / float64 (H, W, C), any C."""
+
+    def __init__(self, p: float = 0.5, generator: np.random.Generator | None = None) -> None:
+        self.p = check_probability(p, "RandomTranspose: p")
+        self.generator = _check_generator(generator, "RandomTranspose")
+
+    def __call__(self, image, target=None):
+        image = _check_image(image, "RandomTranspose")
+        target = _check_target(target, "RandomTranspose", image.shape[:2])
+        if _rng(self.generator).random() >= self.p:
+            return image, target
+        t = _copy(target)
+        if t is not None:
+            if "boxes" in t:
+                b = _check_boxes(t["boxes"], "RandomTranspose")
+                t["boxes"] = np.ascontiguousarray(b[:, [1, 0, 3, 2]])
+            if "masks" in t:
+                t["masks"] = np.ascontiguousarray(np.asarray(t["masks"]).transpose(0, 2, 1))
+            if "semantic" in t:
+                t["semantic"] = np.ascontiguousarray(np.asarray(t["semantic"]).T)
+        return np.ascontiguousarray(image.transpose(1, 0, 2)), t
+
+    def __repr__(self) -> str:
+        return f"RandomTranspose(p={self.p})"
+
+
 class RandomScaleTranslate:
     """YOLO v1's geometric augmentation: "random scaling and translations of up to 20% of
     the original image size" (Redmon et al. 2016, section 2.2).

@@ -380,9 +380,10 @@ class BackbonePretrainer(nn.Module):
 
 
 # ----------------------------------------------------------------------------- the model
-def conv_bn_leaky(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
+def conv_bn_leaky(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
     """conv (no bias) -> batch norm -> leaky ReLU(0.1), 'same' padding."""
-    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False),
+    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2,
+                                   bias=False),
                          nn.BatchNorm2d(c_out), nn.LeakyReLU(0.1))
 
 
@@ -400,6 +401,10 @@ class YOLOv1(nn.Module):
     hidden : width of the first fully connected layer (the paper: 4096).
     grid_size : S; boxes_per_cell : B.
     input_size : images are resized to this square size (the paper: 448).
+    first_conv : (kernel, stride) of the first conv (the paper's: a 7x7 conv with stride 2
+        before its first max pool); the other convs are 3x3 with stride 1.
+    last_pool : False drops the max pool after the last stage, so the map the fully
+        connected layers see is twice as wide.
     dropout : after the first fully connected layer (the paper: 0.5).
     lambda_coord, lambda_noobj : the loss weights (the paper: 5 and 0.5).
     score_thresh, nms_thresh, detections_per_img : ``select_detections``.
@@ -409,7 +414,8 @@ class YOLOv1(nn.Module):
 
     def __init__(self, num_classes: int, widths=(16, 32, 64, 128), depths=(1, 1, 2, 2),
                  reduce_channels: int = 32, hidden: int = 256, grid_size: int = 8,
-                 boxes_per_cell: int = 2, input_size: int = 128, dropout: float = 0.5,
+                 boxes_per_cell: int = 2, input_size: int = 128, first_conv=(3, 1),
+                 last_pool: bool = True, dropout: float = 0.5,
                  lambda_coord: float = 5.0, lambda_noobj: float = 0.5,
                  score_thresh: float = 0.05, nms_thresh: float = 0.5,
                  detections_per_img: int = 100) -> None:
@@ -423,10 +429,14 @@ class YOLOv1(nn.Module):
         if grid_size < 1 or boxes_per_cell < 1:
             raise ValueError(f"grid_size and boxes_per_cell must be >= 1, got {grid_size}, "
                              f"{boxes_per_cell}")
-        stride = 2 ** len(widths)
+        first_kernel, first_stride = (int(v) for v in first_conv)
+        if first_kernel < 1 or first_stride < 1:
+            raise ValueError(f"first_conv (kernel, stride) must be >= 1, got {first_conv}")
+        stride = 2 ** (len(widths) - (not last_pool)) * first_stride
         if input_size < stride or input_size % stride:
             raise ValueError(f"input_size must be a multiple of the backbone's stride "
-                             f"{stride} (2 ** len(widths)), got {input_size}")
+                             f"{stride} (first_conv's stride x 2 ** len(widths)), got "
+                             f"{input_size}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.num_classes, self.grid_size, self.boxes_per_cell = num_classes, grid_size, \
@@ -438,9 +448,13 @@ class YOLOv1(nn.Module):
         layers, c = [], 3
         for width, depth in zip(widths, depths):
             for _ in range(depth):
-                layers.append(conv_bn_leaky(c, width, 3))
+                first = not layers
+                layers.append(conv_bn_leaky(c, width, first_kernel if first else 3,
+                                            first_stride if first else 1))
                 c = width
             layers.append(nn.MaxPool2d(2, 2))
+        if not last_pool:
+            layers.pop()
         layers.append(conv_bn_leaky(c, reduce_channels, 1))
         self.backbone = nn.Sequential(*layers)
         m = self.input_size // stride

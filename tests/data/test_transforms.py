@@ -36,6 +36,41 @@ def test_flip_twice_is_identity_and_aligned():
     assert same_img is img and same_t is t
 
 
+@pytest.mark.parametrize("name", ["RandomVerticalFlip", "RandomTranspose"])
+def test_vertical_flip_and_transpose_keep_everything_aligned(name):
+    img, t = _sample(3)
+    img = img[:, :48]                     # a non-square image: the transpose swaps H and W
+    t = dict(t, masks=t["masks"][:, :, :48], semantic=t["semantic"][:, :48])
+    keep = t["masks"].reshape(len(t["masks"]), -1).any(1)
+    t = {k: (v[keep] if k in ("masks", "labels") else v) for k, v in t.items()}
+    t["boxes"] = masks_to_boxes(t["masks"])
+    op = getattr(T, name)(p=1.0)
+    out, ot = op(img, t)
+    _aligned(out, ot)
+    expect = img[::-1] if name == "RandomVerticalFlip" else img.transpose(1, 0, 2)
+    np.testing.assert_array_equal(out, expect)
+    back, bt = op(out, ot)                # both are their own inverse
+    np.testing.assert_array_equal(back, img)
+    for key in ("boxes", "masks", "semantic", "labels"):
+        np.testing.assert_array_equal(bt[key], t[key])
+    same_img, same_t = getattr(T, name)(p=0.0)(img, t)
+    assert same_img is img and same_t is t
+
+
+def test_dihedral_yolo_augmentation_draws_all_eight_symmetries():
+    from scratchvision.data.augment import yolo_augmentation
+    img = np.zeros((16, 16, 3), np.uint8)
+    img[1, 4] = 255                        # one marked pixel; its place tells the symmetry
+    seen = set()
+    for seed in range(200):
+        pipe = yolo_augmentation(np.random.default_rng(seed), scale=0.0, translate=0.0,
+                                 factor=1.0, dihedral=True)
+        out, _ = pipe(img, {"boxes": np.zeros((0, 4), np.float32),
+                            "labels": np.zeros(0, np.int64)})
+        seen.add(tuple(np.argwhere(out[..., 0] > 128)[0]))
+    assert seen == {(1, 4), (1, 11), (14, 4), (14, 11), (4, 1), (11, 1), (4, 14), (11, 14)}
+
+
 def test_flip_does_not_modify_input():
     img, t = _sample()
     before = {k: np.copy(v) for k, v in t.items() if isinstance(v, np.ndarray)}

@@ -19,6 +19,8 @@ BOXES = np.float32([[2, 3, 10, 12], [5, 1, 14, 9]])
 IMAGE_TRANSFORMS = {
     "Resize": lambda: T.Resize((9, 7)),
     "RandomHorizontalFlip": lambda: T.RandomHorizontalFlip(p=1.0),
+    "RandomVerticalFlip": lambda: T.RandomVerticalFlip(p=1.0),
+    "RandomTranspose": lambda: T.RandomTranspose(p=1.0),
     "PhotometricDistort": lambda: T.PhotometricDistort(p=1.0),
     "RandomExpand": lambda: T.RandomExpand(max_ratio=2.0, p=1.0),
     "RandomIoUCrop": lambda: T.RandomIoUCrop(),
@@ -33,6 +35,8 @@ ALL_TRANSFORMS = dict(IMAGE_TRANSFORMS,
                                                  T.Resize(8), T.ToTensor(), T.Normalize()]))
 RANDOM_WITH_P = {
     "RandomHorizontalFlip": lambda p: T.RandomHorizontalFlip(p=p),
+    "RandomVerticalFlip": lambda p: T.RandomVerticalFlip(p=p),
+    "RandomTranspose": lambda p: T.RandomTranspose(p=p),
     "PhotometricDistort": lambda p: T.PhotometricDistort(p=p),
     "RandomExpand": lambda p: T.RandomExpand(p=p),
 }
