@@ -772,7 +772,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    default=None,
                    help="training augmentation: left-right flips (flip), SSD's pipeline "
                         "(ssd), YOLO v1's (yolo: scale, shift, exposure, saturation, flip; "
-                        "yolo_d4: with all eight flips and rotations of the square) or none; default: the model's (train_det.DEFAULTS)")
+                        "yolo_d4: with all eight flips and rotations of the square) or "
+                        "none; default: the model's (train_det.DEFAULTS)")
     p.add_argument("--out", default="runs/det", help="folder for log, checkpoints, pictures")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.npz (refused if the settings differ)")

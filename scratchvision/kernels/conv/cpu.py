@@ -3,8 +3,9 @@
 ``impl="cpu"`` (and ``impl=None`` on NumPy arrays) runs this module. It has the three
 functions every algorithm module has, with the same signatures; each asks
 ``choose_algorithm`` which of ``im2col``, ``direct``, ``winograd`` and ``winograd_f4``
-suits the call and runs that module's version. ``choose_algorithm`` holds the rule and the measurements
-behind it (``benchmarks/conv.py`` times every algorithm on the issue's shapes beside torch).
+suits the call and runs that module's version. ``choose_algorithm`` holds the rule and
+the measurements behind it (``benchmarks/conv.py`` times every algorithm on the issue's
+shapes beside torch).
 """
 from __future__ import annotations
 

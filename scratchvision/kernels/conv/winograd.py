@@ -47,8 +47,8 @@ channels are few: Winograd pays off for wide layers (see the dispatch rule in
 **Backward.** The input gradient of a 3x3 stride-1 convolution is itself a 3x3 stride-1
 convolution of ``gy`` with the filters flipped and their in/out channels swapped, padded
 by ``2 - padding`` (cropping ``gy`` instead when that is negative), so it runs through the
-same Winograd forward (dilated by ``d``, padded by ``2d - padding``). The weight gradient would need F(3x3, 2x2) transforms of ``gy``;
-it is taken from ``im2col`` instead.
+same Winograd forward (dilated by ``d``: padded by ``2d - padding``). The weight gradient
+would need F(3x3, 2x2) transforms of ``gy``; it is taken from ``im2col`` instead.
 """
 from __future__ import annotations
 
