@@ -2,7 +2,7 @@
 forward + backward, float32, on the shapes of issue 3.
 
 Rows per case: each algorithm that applies (``reference`` forward only, it is slow;
-``im2col``; ``direct``; ``winograd`` for 3x3 stride-1 dilation-1), ``default`` (what
+``im2col``; ``direct``; ``winograd`` / ``winograd_f4`` for 3x3 stride-1 layers), ``default`` (what
 ``impl=None`` picks, i.e. what users get; the forward+backward row names the picks for
 forward/input-gradient/weight-gradient) and ``torch`` (peer). Throughput is
 ``2 * N * Cout * Cin/groups * kH * kW * oh * ow`` FLOPs per pass (x3 for forward + backward:
@@ -69,7 +69,7 @@ def _conv_rows(case, quick, torch, impls=None) -> list[Row]:
     if impls is None:
         impls = ["reference", "im2col", "direct"]
         if K.winograd_applicable(W.shape, (s, s), (d, d)):
-            impls.append("winograd")
+            impls += ["winograd", "winograd_f4"]
     fwd_case, both_case = f"fwd {label}", f"fwd+bwd {label}"
     picks = [K.choose_algorithm(x.shape, W.shape, *args, which=w)
              for w in ("forward", "input", "weight")]
