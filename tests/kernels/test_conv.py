@@ -116,7 +116,7 @@ def _check_all_passes(geo, dtype, impls, noncontig, seed):
     for impl in impls:
         # F(4x4,3x3)'s larger interpolation points cost a few times F(2x2)'s float32
         # rounding (winograd_f4.py)
-        scale_impl = scale * (2.0 if impl == "winograd_f4" else 1.0)
+        scale_impl = scale * (2.0 if impl == "winograd" else 1.0)
         if not _applicable(impl, W.shape, geo["stride"], geo["dilation"]):
             continue
         y = K.conv2d_forward(x, W, b, *args, impl=impl)
@@ -250,13 +250,13 @@ def test_default_algorithm_rule():
                               "weight") == "im2col"
     assert K.choose_algorithm((8, 64, 56, 56), (128, 1, 3, 3), (2, 2), s1, d1, 64) == "im2col"
     assert K.choose_algorithm((8, 64, 56, 56), (64, 8, 3, 3), s1, s1, d1, 8) == "im2col"
-    # F(4x4): 3x3 stride 1, >= 16 channels, phases >= 16 wide (dilated too)
-    assert K.choose_algorithm((8, 64, 56, 56), (64, 64, 3, 3), s1, s1, d1, 1) == "winograd_f4"
+    # F(2x2): 3x3 stride 1, >= 16 channels, phases >= 16 wide (dilated too)
+    assert K.choose_algorithm((8, 64, 56, 56), (64, 64, 3, 3), s1, s1, d1, 1) == "winograd"
     assert K.choose_algorithm((8, 64, 56, 56), (64, 64, 3, 3), s1, s1, d1, 1,
-                              "input") == "winograd_f4"
-    assert K.choose_algorithm((8, 16, 64, 64), (16, 16, 3, 3), s1, s1, d1, 1) == "winograd_f4"
+                              "input") == "winograd"
+    assert K.choose_algorithm((8, 16, 64, 64), (16, 16, 3, 3), s1, s1, d1, 1) == "winograd"
     assert K.choose_algorithm((8, 64, 56, 56), (64, 64, 3, 3), s1, (2, 2), (2, 2),
-                              1) == "winograd_f4"
+                              1) == "winograd"
     assert K.choose_algorithm((8, 8, 64, 64), (8, 8, 3, 3), s1, s1, d1, 1) == "im2col"
     # F(2x2) on small maps with >= 64 channels; the input gradient from 128 on 8-wide maps
     assert K.choose_algorithm((8, 256, 14, 14), (256, 256, 3, 3), s1, s1, d1, 1) == "winograd"

@@ -75,7 +75,9 @@ def choose_algorithm(x_shape, W_shape, stride, padding, dilation, groups,
       and im2col wins;
     * 3x3, stride 1 (any dilation), at least 16 input and output channels per group, and
       phases at least 16 wide (the forward's output; the input gradient's output is the
-      input): ``winograd_f4``;
+      input): ``winograd`` (F(2x2)); ``winograd_f4`` would be faster (table) but its float32
+      rounding is ~2.4x torch's on ResNet features, beyond the twice-torch contract of
+      tests/nets/test_torchvision_weights.py, so it is opt-in;
     * otherwise 3x3, stride 1, dilation 1 and at least 64 channels per group: ``winograd``
       (F(2x2)) forward, and for the input gradient from 128 channels on phases at least 8
       wide;
@@ -95,7 +97,9 @@ def choose_algorithm(x_shape, W_shape, stride, padding, dilation, groups,
         rows = (int(x_shape[2]), int(x_shape[3]))
     phase = min(-(-rows[0] // int(dilation[0])), -(-rows[1] // int(dilation[1])))
     if min(Cg, Cog) >= 16 and phase >= 16:
-        return "winograd_f4"
+        # F(4x4) is faster still but rounds ~2.4x torch's float32 error on ResNet's c3
+        # (tests/nets/test_torchvision_weights.py), so it stays opt-in: impl="winograd_f4"
+        return "winograd"
     undilated = tuple(dilation) == (1, 1)
     if which == "forward" and undilated and min(Cg, Cog) >= 64:
         return "winograd"
