@@ -138,6 +138,9 @@ class Trainer:
     min_lr_ratio : the cosine ends at ``lr * min_lr_ratio``
     clip_grad_norm : clip the global gradient 2-norm to this before each step (None: off)
     evaluate : ``evaluate(model) -> dict`` of metrics, after every epoch (None: none)
+    eval_every : evaluate after every ``eval_every``-th epoch and after the last one only
+        (1: every epoch); the records of the epochs between carry no metrics, and
+        ``best.npz`` is chosen among the evaluated epochs
     metric : a key of ``evaluate``'s dict; higher is better; its best epoch's weights go to
         ``best.npz``
     quiet : no progress bar and no printed lines
@@ -154,7 +157,7 @@ class Trainer:
                  warmup_iters: int | None = None, min_lr_ratio: float = 0.01,
                  clip_grad_norm: float | None = None, evaluate=None, metric: str | None = None,
                  quiet: bool = False, desc: str = "", settings: dict | None = None,
-                 params=None, bucket_cap_mb: float = 25.0) -> None:
+                 params=None, bucket_cap_mb: float = 25.0, eval_every: int = 1) -> None:
         if not callable(getattr(model, "loss", None)):
             raise TypeError(f"Trainer: the model ({type(model).__name__}) needs a "
                             "loss(images, targets, **extras) -> dict[str, Tensor] method")
@@ -167,6 +170,9 @@ class Trainer:
             raise ValueError(f"Trainer: optimizer must be 'adam' or 'sgd', got {optimizer!r}")
         if metric is not None and evaluate is None:
             raise ValueError(f"Trainer: metric={metric!r} needs an evaluate function")
+        if int(eval_every) != eval_every or eval_every < 1:
+            raise ValueError(f"Trainer: eval_every must be an int >= 1, got {eval_every!r}")
+        self.eval_every = int(eval_every)
         if clip_grad_norm is not None and not clip_grad_norm > 0:
             raise ValueError(f"Trainer: clip_grad_norm must be > 0, got {clip_grad_norm!r}")
         self.model, self.batches, self.evaluate = model, batches, evaluate
@@ -279,7 +285,9 @@ class Trainer:
                                   "losses": totals}
         for name, values in terms.items():
             record[_log_name(name)] = float(np.mean(values))
-        if self.evaluate is not None and self.is_main:
+        evaluated = self.evaluate is not None and (
+            (epoch + 1) % self.eval_every == 0 or epoch + 1 == self.epochs)
+        if evaluated and self.is_main:
             metrics = _jsonable(dict(self.evaluate(self.model)))
             clash = sorted(set(metrics) & (set(record) | {"lr", "seconds", "best_epoch"}))
             if clash:
@@ -287,7 +295,7 @@ class Trainer:
                                  "uses itself; name them differently (e.g. 'val_...')")
             record.update(metrics)
         record["lr"] = self.optimizer.param_groups[0]["lr"]
-        if self.metric is not None and self.is_main:
+        if self.metric is not None and self.is_main and evaluated:
             self._keep_best(record, epoch)
         return record
 

@@ -153,6 +153,21 @@ def test_best_weights_follow_the_metric(tmp_path):
     assert not np.array_equal(best["linear.weight"], snapshots[2]["linear.weight"])
 
 
+def test_eval_every_evaluates_every_kth_and_the_last_epoch(tmp_path):
+    calls = []
+
+    def evaluate(model):
+        calls.append(1)
+        return {"val_score": float(len(calls))}
+
+    history = trainer(tmp_path, epochs=5, evaluate=evaluate, metric="val_score",
+                      eval_every=2).fit()
+    assert [h.get("val_score") for h in history] == [None, 1.0, None, 2.0, 3.0]
+    assert [h.get("best_epoch") for h in history] == [None, 2, None, 4, 5]
+    with pytest.raises(ValueError, match="eval_every must be an int >= 1, got 0"):
+        trainer(tmp_path, epochs=1, eval_every=0)
+
+
 def test_clip_grad_norm_by_hand():
     a, b = nn.Parameter(np.zeros(2, np.float32)), nn.Parameter(np.zeros(1, np.float32))
     c = nn.Parameter(np.zeros(1, np.float32))                   # no gradient: skipped

@@ -12,7 +12,7 @@ import numpy as np
 
 from scratchvision import backend
 from scratchvision.autograd.function import Function, unbroadcast, xp_of
-from scratchvision.kernels import gemm
+from scratchvision.kernels import activation, gemm
 
 
 def _needs(fn: Function, i: int) -> bool:
@@ -207,18 +207,18 @@ class ReLU(Function):
 
     def backward(self, gy):
         (y,) = self.saved_tensors
-        return (gy * (y > 0),)
+        return (activation.relu_backward(gy, y),)      # gy * (y > 0), one pass
 
 
 class LeakyReLU(Function):
     def forward(self, a, negative_slope=0.01):
         self.save_for_backward(a)
         self.slope = negative_slope
-        return xp_of(a).where(a > 0, a, a * negative_slope)
+        return activation.leaky_relu_forward(a, negative_slope)   # where(a > 0, a, s a)
 
     def backward(self, gy):
         (a,) = self.saved_tensors
-        return (xp_of(a).where(a > 0, gy, gy * self.slope),)
+        return (activation.leaky_relu_backward(gy, a, self.slope),)
 
 
 class Sigmoid(Function):

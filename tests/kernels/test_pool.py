@@ -142,6 +142,21 @@ def test_max_pool_versions_match_reference(p):
                                            x.shape, *args, impl=impl), gx_ref, err_msg=impl)
 
 
+@given(st.integers(0, 3), st.integers(1, 4), st.integers(2, 9), st.integers(2, 9),
+       st.sampled_from(DTYPES), st.booleans(), st.integers(0, 2 ** 31 - 1))
+def test_max_pool_2x2_kernel_matches_reference(n, c, h, w, dtype, ceil_mode, seed):
+    # the 2x2 stride-2 kernel of its own (odd sizes: ceil_mode's half windows go to the
+    # general kernel), on values with ties, NaN and -inf in every window position
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, (n, c, h, w)).astype(dtype)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[rng.random(x.shape) < 0.05] = -np.inf
+    y_ref, idx_ref = P.max_pool2d_forward(x, 2, 2, 0, 1, ceil_mode, impl="reference")
+    y, idx = P.max_pool2d_forward(x, 2, 2, 0, 1, ceil_mode, impl="cpu")
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(idx, idx_ref)
+
+
 @given(pool_params(dilation=False), st.booleans(), st.sampled_from([None, 1, 3]))
 def test_avg_pool_versions_match_reference(p, count_include_pad, divisor_override):
     assume(_out_ok(p))

@@ -9,6 +9,10 @@ Same arithmetic and signatures as ``reference.py``; what differs is the loop lay
 * max_pool2d clips each window to the real input once (no padding test per tap) and
   updates its running max/argmax branch-free: on real data ``v > best`` is unpredictable,
   and a mispredicted branch costs more than two selects.
+* The 2x2, stride-2 max pool without padding (VGG's, U-Net's, YOLO's: most max pools)
+  has a kernel of its own, ``_max_pool_2x2_fwd``, with the four taps written out: the
+  general kernel's loops of two trips each, around a data-dependent select, ran ~15x
+  slower per output (4.5 ms against 0.3 ms for 128 planes of 64 x 64 on one thread).
 * avg_pool2d is separable: per output row it first sums the window's input rows into a
   float64 column-sum buffer (a contiguous loop over the row), then adds ``kw`` column sums
   per output: ``kh + kw`` additions per output instead of ``kh * kw``.
@@ -85,13 +89,41 @@ def _scatter_add_planes(gy, idx, gx):  # pragma: no cover (jit)
             gx[p, idx[p, k]] += gy[p, k]
 
 
+@njit(**_JIT)
+def _max_pool_2x2_fwd(x, y, idx):  # pragma: no cover (jit)
+    # windows [2 oh, 2 oh + 2) x [2 ow, 2 ow + 2), all inside the input; the taps in the
+    # general kernel's order (a b / c d), the same first-max-wins and NaN rules
+    planes, h, w = x.shape
+    out_h, out_w = y.shape[1], y.shape[2]
+    for r in prange(planes * out_h):
+        p = r // out_h
+        oh = r - p * out_h
+        top, bottom = x[p, 2 * oh], x[p, 2 * oh + 1]
+        y_row, idx_row = y[p, oh], idx[p, oh]
+        for ow in range(out_w):
+            best, arg = top[2 * ow], 0
+            for v, offset in ((top[2 * ow + 1], 1), (bottom[2 * ow], w),
+                              (bottom[2 * ow + 1], w + 1)):
+                take = (v > best) | (v != v)
+                best = v if take else best
+                arg = offset if take else arg
+            y_row[ow] = best
+            idx_row[ow] = 2 * oh * w + 2 * ow + arg
+
+
 def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
     """(N, C, H, W) -> y (N, C, out_h, out_w) and int64 argmax indices ``h * W + w``."""
     n, c, h, w = x.shape
     out_h, out_w = pool_output_hw((h, w), kernel_size, stride, padding, dilation, ceil_mode)
     y = np.empty((n, c, out_h, out_w), x.dtype)
     idx = np.empty((n, c, out_h, out_w), np.int64)
-    if y.size:
+    whole_2x2 = (tuple(kernel_size) == (2, 2) and tuple(stride) == (2, 2)
+                 and tuple(padding) == (0, 0) and tuple(dilation) == (1, 1)
+                 and 2 * out_h <= h and 2 * out_w <= w)     # ceil_mode may add a half window
+    if y.size and whole_2x2:
+        _max_pool_2x2_fwd(x.reshape(n * c, h, w), y.reshape(n * c, out_h, out_w),
+                          idx.reshape(n * c, out_h, out_w))
+    elif y.size:
         _max_pool_fwd(x.reshape(n * c, h, w), y.reshape(n * c, out_h, out_w),
                       idx.reshape(n * c, out_h, out_w),
                       pool_window(kernel_size, stride, padding, dilation))

@@ -7,16 +7,18 @@ Adam adds ``weight_decay * p`` to the gradient (L2); AdamW instead decays the we
 directly, ``p = p * (1 - lr * weight_decay)``, before the Adam step.
 
 The update runs on all parameters of a bucket (same device, dtype and step count) at
-once, raveled into flat arrays, as PyTorch's ``foreach`` implementation does: on a GPU each
-array operation is a kernel launch, and a per-parameter loop launches ~13 per parameter
-(the small U-Net has 64 parameter tensors: ~830 launches, of the ~2000 its GPU training
-step made). The elementwise arithmetic, and so every bit of the result, is that of the
-per-parameter loop.
+once (``kernels/adam``): on NumPy arrays a Numba loop that passes over each parameter once
+(``impl="cpu"``, the default); on CuPy arrays array expressions over the bucket raveled
+into flat arrays, as PyTorch's ``foreach`` implementation does (``impl="reference"``): on
+a GPU each array operation is a kernel launch, and a per-parameter loop launches ~13 per
+parameter (the small U-Net has 64 parameter tensors: ~830 launches, of the ~2000 its GPU
+training step made). The moments live in one flat array per bucket either way. The
+elementwise arithmetic, and so every bit of the result, is that of the per-parameter loop
+in both versions. ``impl=`` (constructor keyword, or the ``impl`` attribute) picks one.
 """
 from __future__ import annotations
 
-import math
-
+from scratchvision.kernels.adam import VERSIONS, adam_update
 from scratchvision.nn.optim.optimizer import Optimizer, check_hyperparameter
 
 
@@ -24,7 +26,8 @@ class Adam(Optimizer):
     _decoupled = False
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False):
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False,
+                 impl: str | None = None):
         lr = check_hyperparameter(lr, "Invalid learning rate")
         eps = check_hyperparameter(eps, "Invalid epsilon value")
         weight_decay = check_hyperparameter(weight_decay, "Invalid weight_decay value")
@@ -37,6 +40,7 @@ class Adam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay, amsgrad=amsgrad))
         self._flat: dict[tuple, dict] = {}  # bucket's parameter ids -> flat moment arrays
+        self.impl = VERSIONS.resolve(impl, op="Adam") if impl is not None else None
 
     def step(self) -> None:
         for group in self.param_groups:
@@ -61,32 +65,14 @@ class Adam(Optimizer):
         return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
 
     def _update(self, group, params, t: int) -> None:
-        lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], \
-            group["weight_decay"]
-        xp = params[0].xp
         flat = self._flat_state(group, params)
-        p_flat = _concat(xp, [p.data for p in params])
-        g = _concat(xp, [p.grad.data for p in params])
-        if wd and self._decoupled:
-            p_flat *= 1 - lr * wd
-        elif wd:
-            g = g + wd * p_flat
-        m, v = flat["exp_avg"], flat["exp_avg_sq"]
-        m *= b1
-        m += (1 - b1) * g
-        v *= b2
-        v += (1 - b2) * g * g
-        if group["amsgrad"]:
-            xp.maximum(flat["max_exp_avg_sq"], v, out=flat["max_exp_avg_sq"])
-            v = flat["max_exp_avg_sq"]
-        bias1, bias2 = 1 - b1 ** t, 1 - b2 ** t
-        denom = xp.sqrt(v) / math.sqrt(bias2) + eps
-        p_flat -= (lr / bias1) * m / denom
-        offset = 0
-        for p in params:                     # write the new values back, one copy each
-            p.data[...] = p_flat[offset:offset + p.data.size].reshape(p.data.shape)
+        adam_update([p.data for p in params], [p.grad.data for p in params],
+                    flat["exp_avg"], flat["exp_avg_sq"], flat.get("max_exp_avg_sq"),
+                    lr=group["lr"], beta1=group["betas"][0], beta2=group["betas"][1],
+                    eps=group["eps"], weight_decay=group["weight_decay"],
+                    decoupled=self._decoupled, step=t, impl=self.impl)
+        for p in params:
             p._version_counter.value += 1    # an in-place update, as torch counts it
-            offset += p.data.size
 
     def _flat_state(self, group, params) -> dict:
         """The bucket's moments as flat arrays. Each parameter's ``state`` entries are
@@ -128,5 +114,6 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False,
+                 impl: str | None = None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, impl)
