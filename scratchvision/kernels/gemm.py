@@ -20,9 +20,13 @@ pool never runs, nothing is left spinning, and Numba's threads are the only ones
 whatever was imported first.
 
 **Tasks.** ``out[..., :, :] = a @ b`` over the broadcast leading dimensions; each product
-is cut into column blocks of ``BLOCK_COLUMNS`` (a fixed width, so the cut and therefore
-the bits of the result do not depend on the number of threads), and the loop runs over
-(product, block) pairs. Each operand is passed as a base address plus a leading dimension
+is cut into column blocks of ``BLOCK_COLUMNS``, and the loop runs over (product, block)
+pairs. When that gives fewer than ``MIN_TASKS`` tasks (one product with N <= 512: a conv's
+weight gradient, a small layer's Winograd-free GEMM), the rows are cut too, into at most
+``MIN_TASKS / tasks`` blocks of at least ``MIN_ROWS`` rows; without it such a product ran
+on one thread while the others waited (a 576 x 128 x 512 product: 1.09 ms on one thread or
+two). Every cut is a function of the shapes alone, never of the number of threads, so the
+bits of the result do not depend on it. Each operand is passed as a base address plus a leading dimension
 and a transpose flag read off its strides (row-major, or row-major of its transpose, as
 ``W.T`` views are); anything else is copied to C order first. Every output element is one
 BLAS dot product over the whole inner dimension, the same one ``np.matmul`` computes.
@@ -41,6 +45,8 @@ import numpy as np
 from numba import njit, prange
 
 BLOCK_COLUMNS = 512
+MIN_TASKS = 8       # below this many (product, column block) tasks the rows are cut as well
+MIN_ROWS = 32       # ... into blocks of at least this many rows
 # OpenBLAS runs a product of fewer multiply-adds than this on the calling thread anyway
 # (SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD in its interface/gemm.c), so such products
 # go straight to np.matmul: handing them to Numba's threads would only add ~60 us
@@ -91,14 +97,14 @@ if AVAILABLE:
     def _tasks_kernel(gemm):
         """The parallel loop over tasks for one of the two GEMMs (Numba compiles the ctypes
         function into the loop as a constant, so each dtype gets its own kernel)."""
-        # tasks[t] = (address of A, of B, of C, columns of this block); every task shares
-        # M, K, the transpose flags and leading dimensions (one product cut into blocks, or
-        # a batch of products with the same layout)
+        # tasks[t] = (address of A, of B, of C, columns of this block, rows of it); every
+        # task shares K, the transpose flags and leading dimensions (one product cut into
+        # blocks, or a batch of products with the same layout)
         @njit(parallel=True)
-        def run(tasks, M, K, ta, lda, tb, ldb, ldc):  # pragma: no cover (compiled)
+        def run(tasks, K, ta, lda, tb, ldb, ldc):  # pragma: no cover (compiled)
             for t in prange(tasks.shape[0]):
                 previous = _single_thread(1)      # this thread's own setting, put back below
-                gemm(ROW_MAJOR, ta, tb, M, tasks[t, 3], K, 1.0, tasks[t, 0], lda,
+                gemm(ROW_MAJOR, ta, tb, tasks[t, 4], tasks[t, 3], K, 1.0, tasks[t, 0], lda,
                      tasks[t, 1], ldb, 0.0, tasks[t, 2], ldc)
                 _single_thread(previous)
         return run
@@ -159,13 +165,26 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     item = np.uint64(dtype.itemsize)
     # column c0 of B starts c0 elements in (row-major B) or c0 rows in (B stored transposed)
     b_step = item if lb[0] == NO_TRANS else item * np.uint64(lb[1])
-    tasks = np.empty((items, blocks, 4), np.uint64)
-    tasks[..., 0] = _addresses(a, lead)[:, None]
-    tasks[..., 1] = _addresses(b, lead)[:, None] + start[None] * b_step
-    tasks[..., 2] = _addresses(target, lead)[:, None] + start[None] * item
-    tasks[..., 3] = width[None]
+    # row blocks only where the products and column blocks leave threads idle
+    row_blocks = 1 if items * blocks >= MIN_TASKS else max(1, min(
+        -(-MIN_TASKS // (items * blocks)), M // MIN_ROWS))
+    rows = -(-M // row_blocks)
+    row_blocks = -(-M // rows)
+    r0 = np.arange(row_blocks, dtype=np.uint64) * np.uint64(rows)              # first row
+    height = np.minimum(rows, M - r0.astype(np.int64)).astype(np.uint64)
+    # row r0 of A starts r0 rows in (row-major A) or r0 elements in (A stored transposed);
+    # row r0 of C (row-major) r0 rows in
+    a_step = item * np.uint64(la[1]) if la[0] == NO_TRANS else item
+    c_step = item * np.uint64(lc)
+    tasks = np.empty((items, row_blocks, blocks, 5), np.uint64)
+    tasks[..., 0] = (_addresses(a, lead)[:, None] + r0[None] * a_step)[:, :, None]
+    tasks[..., 1] = (_addresses(b, lead)[:, None] + start[None] * b_step)[:, None, :]
+    tasks[..., 2] = (_addresses(target, lead)[:, None, None] + r0[None, :, None] * c_step
+                     + start[None, None, :] * item)
+    tasks[..., 3] = width[None, None, :]
+    tasks[..., 4] = height[None, :, None]
     run = _sgemm_tasks if dtype == np.float32 else _dgemm_tasks
-    run(tasks.reshape(-1, 4), M, K, la[0], la[1], lb[0], lb[1], lc)
+    run(tasks.reshape(-1, 5), K, la[0], la[1], lb[0], lb[1], lc)
     if target is not out:
         out[...] = target
     return out

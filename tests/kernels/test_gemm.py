@@ -30,7 +30,7 @@ def _view(rng, shape, dtype, layout):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 40), st.integers(1, 40), st.integers(1, 1100),
+@given(st.sampled_from([1, 7, 40, 64, 65, 97, 300]), st.integers(1, 40), st.integers(1, 1100),
        st.sampled_from([(), (3,), (2, 3)]), st.booleans(),
        st.sampled_from(["c", "transposed", "strided"]),
        st.sampled_from(["c", "transposed", "strided"]),
@@ -69,6 +69,26 @@ def test_bits_do_not_depend_on_the_thread_count(always_threaded):
     finally:
         numba.set_num_threads(before)
     np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_row_blocks_when_columns_are_few(always_threaded):
+    # one product with N <= 512: the rows are cut into blocks (MIN_TASKS), for A in C
+    # order and transposed, with a last block shorter than the rest; the cut depends on
+    # the shapes only, so the bits match at any thread count
+    rng = np.random.default_rng(2)
+    before = numba.get_num_threads()
+    for a in (rng.standard_normal((301, 70)).astype(np.float32),
+              np.ascontiguousarray(rng.standard_normal((70, 301)).astype(np.float32)).T):
+        b = rng.standard_normal((70, 130)).astype(np.float32)
+        results = []
+        try:
+            for threads in (1, before):
+                numba.set_num_threads(threads)
+                results.append(gemm.matmul(a, b, np.full((301, 130), np.nan, np.float32)))
+        finally:
+            numba.set_num_threads(before)
+        assert_close(results[0], a @ b, scale=10)
+        np.testing.assert_array_equal(results[0], results[1])
 
 
 def test_openblas_settings_are_left_alone(always_threaded):
