@@ -72,8 +72,8 @@ with 4096-unit fc):
   budget: a training step costs 0.15 s instead of 0.52 s at 128 px, so the 15 minutes of
   the results table hold 30 epochs instead of 13, and YOLO v1 is starved of updates (next
   item). Measured with the rest of this preset, batches of 16: 128 px, 2 + 13 epochs: val
-  mAP@0.5 0.483; 64 px, 2 + 30 epochs: 0.723 (with batches of 8, 2 + 28 epochs, the
-  defaults: 0.733). ``large`` keeps 128 px.
+  mAP@0.5 0.483; 64 px, 2 + 30 epochs: 0.723 (with batches of 8, 2 + 28 epochs: 0.733;
+  the later default schedules are in ``train_det.DEFAULTS``). ``large`` keeps 128 px.
 - **S = 4**: 32-pixel cells, B = 2. The last fully connected layer gives every cell its
   own weights, so a cell learns only from the objects whose centres fall in it: 2,000
   training images with 2.5 objects each give a cell of an 8 x 8 grid about 77 distinct
