@@ -26,10 +26,11 @@ weight gradient, a small layer's Winograd-free GEMM), the rows are cut too, into
 ``MIN_TASKS / tasks`` blocks of at least ``MIN_ROWS`` rows; without it such a product ran
 on one thread while the others waited (a 576 x 128 x 512 product: 1.09 ms on one thread or
 two). Every cut is a function of the shapes alone, never of the number of threads, so the
-bits of the result do not depend on it. Each operand is passed as a base address plus a leading dimension
-and a transpose flag read off its strides (row-major, or row-major of its transpose, as
-``W.T`` views are); anything else is copied to C order first. Every output element is one
-BLAS dot product over the whole inner dimension, the same one ``np.matmul`` computes.
+bits of the result do not depend on it. Each operand is passed as a base address plus a
+leading dimension and a transpose flag read off its strides (row-major, or row-major of its
+transpose, as ``W.T`` views are); anything else is copied to C order first. Every output
+element is one BLAS dot product over the whole inner dimension, the same one ``np.matmul``
+computes.
 Products below ``SERIAL_MACS`` multiply-adds, which OpenBLAS keeps on the calling thread by
 itself, go to ``np.matmul`` directly.
 
