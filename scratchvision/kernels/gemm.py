@@ -12,12 +12,16 @@ numpy`` first a conv took ~1.9x as long, with ``import torch`` first ~2.7x
 
 **What.** Here the products run *inside* a Numba parallel loop: each Numba thread calls
 OpenBLAS's ``cblas_sgemm``/``cblas_dgemm`` (found in NumPy's own OpenBLAS through
-``threadpoolctl``, called through ctypes from nopython code) on its own tasks, with
-``openblas_set_num_threads_local(1)`` so that each call stays on its thread (each thread's
-previous setting is put back after its call: the calling thread takes part in the loop, and
-the user's own NumPy products on it keep all their threads). OpenBLAS's
-pool never runs, nothing is left spinning, and Numba's threads are the only ones working
-whatever was imported first.
+``threadpoolctl``, called through ctypes from nopython code) on its own tasks. OpenBLAS is
+set to one thread for the loop (``openblas_set_num_threads_local(1)``) and the previous
+count is put back after it, so the user's own NumPy products keep all their threads.
+Despite its name that setting is process-wide in NumPy's pthreads OpenBLAS (the variable
+behind it is a plain global), so it is changed once per ``matmul``, from Python, under a
+lock, never from inside the loop: when each task saved and restored it, two threads'
+save/restore pairs interleaved, the count could be left at 1 afterwards and a task could
+start its GEMM with the count already restored (a race the test suite caught on a busy
+machine). OpenBLAS's pool never runs, nothing is left spinning, and Numba's threads are the
+only ones working whatever was imported first.
 
 **Tasks.** ``out[..., :, :] = a @ b`` over the broadcast leading dimensions; each product
 is cut into column blocks of ``BLOCK_COLUMNS``, and the loop runs over (product, block)
@@ -41,6 +45,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import threading
 
 import numpy as np
 from numba import njit, prange
@@ -93,7 +98,8 @@ def _bind(found):
 _FOUND = _find_openblas() if ctypes.sizeof(ctypes.c_void_p) == 8 else None
 AVAILABLE = _FOUND is not None
 if AVAILABLE:
-    _sgemm, _dgemm, _single_thread = _bind(_FOUND)
+    _sgemm, _dgemm, _set_blas_threads = _bind(_FOUND)   # sets the count, returns the old
+    _BLAS_SETTING = threading.Lock()    # one set / loop / restore at a time in the process
 
     def _tasks_kernel(gemm):
         """The parallel loop over tasks for one of the two GEMMs (Numba compiles the ctypes
@@ -104,10 +110,8 @@ if AVAILABLE:
         @njit(parallel=True)
         def run(tasks, K, ta, lda, tb, ldb, ldc):  # pragma: no cover (compiled)
             for t in prange(tasks.shape[0]):
-                previous = _single_thread(1)      # this thread's own setting, put back below
                 gemm(ROW_MAJOR, ta, tb, tasks[t, 4], tasks[t, 3], K, 1.0, tasks[t, 0], lda,
                      tasks[t, 1], ldb, 0.0, tasks[t, 2], ldc)
-                _single_thread(previous)
         return run
 
     _sgemm_tasks, _dgemm_tasks = _tasks_kernel(_sgemm), _tasks_kernel(_dgemm)
@@ -185,7 +189,12 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     tasks[..., 3] = width[None, None, :]
     tasks[..., 4] = height[None, :, None]
     run = _sgemm_tasks if dtype == np.float32 else _dgemm_tasks
-    run(tasks.reshape(-1, 5), K, la[0], la[1], lb[0], lb[1], lc)
+    with _BLAS_SETTING:
+        previous = _set_blas_threads(1)         # every task's GEMM on its own thread
+        try:
+            run(tasks.reshape(-1, 5), K, la[0], la[1], lb[0], lb[1], lc)
+        finally:
+            _set_blas_threads(previous)
     if target is not out:
         out[...] = target
     return out

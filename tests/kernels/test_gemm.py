@@ -120,10 +120,22 @@ def test_product_allocates_the_broadcast_result(always_threaded):
     assert_close(out, a @ b)
 
 
-def test_the_calling_threads_blas_setting_is_put_back(always_threaded):
-    """The calling thread runs tasks of the Numba loop too; afterwards its OpenBLAS thread
-    setting is what it was, so the user's own products keep their threads."""
-    local = gemm._single_thread
-    before = local(3)               # an arbitrary setting of this thread ...
-    gemm.matmul(np.ones((64, 64)), np.ones((64, 2048)), np.empty((64, 2048)))
-    assert local(before) == 3       # ... is still there after the product
+def test_the_blas_thread_setting_is_put_back(always_threaded):
+    """OpenBLAS runs on one thread during the loop; afterwards its (process-wide) thread
+    count is what it was, so the user's own products keep their threads, also when Python
+    threads call matmul at once (each set / loop / restore holds the lock)."""
+    import threading  # noqa: PLC0415
+    set_threads = gemm._set_blas_threads
+    before = set_threads(3)         # an arbitrary setting ...
+    try:
+        gemm.matmul(np.ones((64, 64)), np.ones((64, 2048)), np.empty((64, 2048)))
+        threads = [threading.Thread(target=gemm.matmul, args=(
+            np.ones((128, 64)), np.ones((64, 1024)), np.empty((128, 1024))))
+            for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        restored = set_threads(before)
+    assert restored == 3            # ... is still there after the products
