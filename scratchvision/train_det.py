@@ -70,15 +70,14 @@ DEFAULTS = {
     "rcnn": dict(epochs=6, batch_size=8, lr=2e-3, optimizer="adam", weight_decay=1e-4),
     "sliding_window": dict(epochs=10, batch_size=8, lr=3e-3, optimizer="adam",
                            weight_decay=1e-4),
-    # 2 epochs of classification pre-training of the conv layers, then 52 of detection with
+    # 2 epochs of classification pre-training of the conv layers, then 70 of detection with
     # the paper's augmentation, batches of 16 at lr 4e-3. YOLO v1 is starved of epochs
-    # (docs/DETECTION_RESULTS.md): 28 epochs of 8 at 2e-3 gave 0.78-0.81, 42 gave 0.826;
-    # batches of 16 at 4e-3 learn as fast per epoch (28 epochs: 0.790) for less time per
-    # image, so the 15 minutes hold 52. Measured: 2 ranks (mpiexec -n 2 --sync-bn, the
-    # table's run) ~17 s an epoch, 14.6 min + 0.8 of pre-training, val mAP@0.5 0.845;
-    # one process on 2 threads ran a step of 16 in 134 ms against ~131 ms for a rank's 8
-    # (not run for the whole schedule)
-    "yolo_v1": {"epochs": 52, "batch_size": 16, "lr": 4e-3, "optimizer": "adam",
+    # (docs/DETECTION_RESULTS.md): 28 epochs of 8 at 2e-3 gave 0.78-0.81, 42 gave 0.826,
+    # 52 of 16 at 4e-3 0.845, 70 0.863. Measured: 2 ranks (mpiexec -n 2 --sync-bn, the
+    # table's run) ~9.2 s an epoch on 2026-12-03 (14-21 s on a busier day), 10.7 min +
+    # 0.6 of pre-training; one process on 2 threads ~13 s an epoch (the autograd and
+    # augmentation run on one thread; measured for 3 epochs)
+    "yolo_v1": {"epochs": 70, "batch_size": 16, "lr": 4e-3, "optimizer": "adam",
                 "weight_decay": 5e-4, "augment": "yolo", "pretrain_epochs": 2},
     # untuned: a first guess for ~12 min on 2 cores (2,000 images at 128 px, 125 steps an
     # epoch): a step of 16 images of the small preset took 0.77 s, 0.09 s of it the
