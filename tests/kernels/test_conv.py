@@ -140,6 +140,14 @@ def test_winograd_matches_reference(geo, dtype, noncontig, seed):
     _check_all_passes(geo, dtype, WINOGRAD, noncontig, seed)
 
 
+@given(geo=conv_geometry(winograd=True), dtype=st.sampled_from(DTYPES),
+       noncontig=st.booleans(), seed=st.integers(0, 2 ** 16))
+def test_direct_3x3_kernel_matches_reference(geo, dtype, noncontig, seed):
+    # direct's 3x3 stride-1 forward kernel of its own (padded plane, taps in registers),
+    # grouped or not, any padding and dilation; the general geometry rarely draws it
+    _check_all_passes(geo, dtype, ("direct",), noncontig, seed)
+
+
 @st.composite
 def transpose_geometry(draw):
     g = draw(st.integers(1, 3))
