@@ -117,6 +117,19 @@ def machine_info() -> dict:
             info[mod] = __import__(mod).__version__
         except Exception:
             pass
+    # which OpenBLAS kernels NumPy runs: an OPENBLAS_CORETYPE pin (some machine images set
+    # Haswell on AVX-512 processors) makes every GEMM-based kernel ~3x slower while
+    # oneDNN (torch) keeps its AVX-512 code, so the ratios would not compare like with like
+    try:
+        from threadpoolctl import threadpool_info  # noqa: PLC0415
+        for lib in threadpool_info():
+            if lib.get("internal_api") == "openblas" and "numpy" in lib.get("filepath", ""):
+                info["openblas"] = f"{lib.get('version')} ({lib.get('architecture')} kernels)"
+                break
+    except Exception:
+        pass
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        info["OPENBLAS_CORETYPE"] = os.environ["OPENBLAS_CORETYPE"]
     return info
 
 

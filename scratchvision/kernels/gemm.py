@@ -61,8 +61,8 @@ ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112          # CBLAS enum values
 
 
 def _find_openblas():
-    """(library, names of its cblas_sgemm / cblas_dgemm, their integer type) for NumPy's
-    OpenBLAS, or None."""
+    """(library, names of its cblas_sgemm / cblas_dgemm, their integer type, the core type
+    whose kernels it runs) for NumPy's OpenBLAS, or None."""
     try:
         from threadpoolctl import threadpool_info  # noqa: PLC0415
     except ImportError:
@@ -76,12 +76,12 @@ def _find_openblas():
             if (all(hasattr(lib, n) for n in names)
                     and hasattr(lib, "openblas_set_num_threads_local")):
                 index = ctypes.c_int64 if suffix.startswith("64") else ctypes.c_int
-                return lib, names, index
+                return lib, names, index, str(info.get("architecture") or "")
     return None
 
 
 def _bind(found):
-    lib, (sname, dname), index = found
+    lib, (sname, dname), index, _ = found
     enum, addr = ctypes.c_int, ctypes.c_uint64      # pointers passed as 64-bit addresses
     fns = []
     for name, real in ((sname, ctypes.c_float), (dname, ctypes.c_double)):
@@ -97,6 +97,12 @@ def _bind(found):
 
 _FOUND = _find_openblas() if ctypes.sizeof(ctypes.c_void_p) == 8 else None
 AVAILABLE = _FOUND is not None
+# The core type OpenBLAS picked its kernels for ('' when unknown), and whether those use
+# 512-bit vectors. It is the processor's unless OPENBLAS_CORETYPE pins another: on this
+# project's AVX-512 dev machine the image pins Haswell (AVX2), and single-precision GEMM runs
+# at ~130 GFLOP/s on 2 cores instead of ~380 (kernels/conv/cpu.py chooses by it).
+ARCHITECTURE = _FOUND[3] if AVAILABLE else ""
+AVX512_KERNELS = ARCHITECTURE.lower() in ("skylakex", "cooperlake", "sapphirerapids")
 if AVAILABLE:
     _sgemm, _dgemm, _set_blas_threads = _bind(_FOUND)   # sets the count, returns the old
     _BLAS_SETTING = threading.Lock()    # one set / loop / restore at a time in the process

@@ -13,6 +13,7 @@ import scratchvision as sv
 import scratchvision.functional as F
 from scratchvision.autograd.gradcheck import registered_gradchecks, run_case
 from scratchvision.kernels import conv as K
+from scratchvision.kernels import gemm
 from scratchvision.kernels.conv import reference as R
 from tests.helpers import assert_close, non_contiguous
 
@@ -248,7 +249,9 @@ def test_backward_is_deterministic(impl, rng):
         assert np.array_equal(f(), f()), k
 
 
-def test_default_algorithm_rule():
+def test_default_algorithm_rule(monkeypatch):
+    # the rule for OpenBLAS's AVX2 (or older) kernels; AVX-512's is tested below
+    monkeypatch.setattr(gemm, "AVX512_KERNELS", False)
     s1, d1 = (1, 1), (1, 1)
     assert K.choose_algorithm((8, 64, 56, 56), (64, 1, 3, 3), s1, s1, d1, 64) == "direct"
     assert K.choose_algorithm((8, 64, 56, 56), (64, 1, 3, 3), s1, s1, d1, 64,
@@ -436,3 +439,16 @@ def test_against_torch(cfg):
     syt = F.conv_transpose2d(sv.tensor(ty.detach().numpy()), sw, None, stride=2, padding=1,
                              output_padding=1, groups=g)
     assert_close(syt.data, tyt.detach().numpy())
+
+
+def test_default_algorithm_rule_with_avx512_gemm(monkeypatch):
+    # with GEMMs ~3x faster the Winograd transforms dominate: im2col wherever F(2x2) won;
+    # the direct rule for small groups stays
+    monkeypatch.setattr(gemm, "AVX512_KERNELS", True)
+    s1, d1 = (1, 1), (1, 1)
+    assert K.choose_algorithm((8, 64, 56, 56), (64, 64, 3, 3), s1, s1, d1, 1) == "im2col"
+    assert K.choose_algorithm((8, 64, 56, 56), (64, 64, 3, 3), s1, s1, d1, 1,
+                              "input") == "im2col"
+    assert K.choose_algorithm((8, 64, 56, 56), (64, 64, 3, 3), s1, (2, 2), (2, 2),
+                              1) == "im2col"
+    assert K.choose_algorithm((8, 64, 56, 56), (64, 1, 3, 3), s1, s1, d1, 64) == "direct"

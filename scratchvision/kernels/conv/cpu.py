@@ -9,6 +9,7 @@ shapes beside torch).
 """
 from __future__ import annotations
 
+from scratchvision.kernels import gemm
 from scratchvision.kernels.conv import direct, im2col, winograd, winograd_f4
 from scratchvision.kernels.conv._common import conv_output_size
 from scratchvision.kernels.conv.winograd import winograd_applicable
@@ -60,7 +61,25 @@ def choose_algorithm(x_shape, W_shape, stride, padding, dilation, groups,
         64->64, 56x56, dilation 2     40.6 / 37.5    33.0 / 32.2    25.9 / 23.9
         64->64, 28x28, dilation 4      7.7 /  7.5    10.2 /  9.4     8.2 /  8.1
 
-    The transforms cost about as much as the GEMMs, so Winograd wins from 16 channels on;
+    Re-measured 2026-12-03 with OpenBLAS's AVX-512 kernels (``OPENBLAS_CORETYPE`` unset,
+    SkylakeX kernels, SGEMM ~380 GFLOP/s on 2 cores against ~130 with the Haswell ones the
+    machine image pins), 2 threads, batch 8, median of 7 in each of 4 alternating rounds,
+    milliseconds forward / input grad (the ratio: winograd / im2col, paired by round)::
+
+        shape (C->Cout, HxW, k3 s1)   im2col         winograd              winograd_f4
+        64->64,   56x56               11.8 / 11.5    13.4 / 15.0 (1.10)    11.4
+        256->256, 14x14                7.9 /  7.2     7.9 /  8.4 (1.03)     9.7
+        128->128, 28x28                8.9 /  8.2     8.9 /  8.9 (1.02)     8.6
+        32->32,   56x56                5.3 /  4.9     5.6 /  6.4 (1.06)     6.5
+        512->512, 7x7                 13.9 / 12.9    13.9 / 15.7 (1.02)    18.5
+        64->64, 56x56, dilation 2     11.4 / 11.8    14.8 / 15.0 (1.30)    11.6
+        64->64, 28x28, dilation 4      3.3 /  3.2     5.6 /  6.5 (1.70)     6.8
+
+    With GEMMs three times as fast the Winograd transforms (memory-bound loops) are most of
+    its time, and F(2x2) no longer wins anywhere; F(4x4) ties im2col at best.
+
+    The transforms cost about as much as the GEMMs (Haswell kernels), so Winograd wins from
+    16 channels on;
     F(4x4) wins where each phase of the output (``ceil(oh / d)`` rows, the sub-grid that
     one phase of a dilated layer covers; the whole output at dilation 1) is at least 16
     wide, and loses on small maps, where its 4x4 tiles hang far past the edge (7x7: 2x2
@@ -82,13 +101,16 @@ def choose_algorithm(x_shape, W_shape, stride, padding, dilation, groups,
       (F(2x2)) forward, and for the input gradient from 128 channels on phases at least 8
       wide;
     * everything else, and the other weight gradients (Winograd's is im2col's):
-      ``im2col``.
+      ``im2col``;
+    * and when OpenBLAS runs AVX-512 kernels (``gemm.AVX512_KERNELS``), ``im2col`` wherever
+      the two Winograd rules above would pick ``winograd`` (second table).
     """
     Co, Cg = int(W_shape[0]), int(W_shape[1])
     Cog = Co // groups
     if groups > 1 and tuple(stride) == (1, 1) and Cg <= (1 if which == "weight" else 4):
         return "direct"
-    if which == "weight" or not winograd_applicable(W_shape, stride, dilation):
+    if (which == "weight" or gemm.AVX512_KERNELS
+            or not winograd_applicable(W_shape, stride, dilation)):
         return "im2col"
     if which == "forward":
         rows = (conv_output_size(int(x_shape[2]), 3, 1, int(padding[0]), int(dilation[0])),
