@@ -119,9 +119,9 @@ def _transposed_rows(case, quick, torch) -> list[Row]:
                               work=flops, work_unit="GFLOP/s", **kw))
 
         def both(impl=impl):
+            # both gradients at once, as the autograd Function asks for them
             K.conv_transpose2d_forward(x, W, b, *args, impl=impl)
-            K.conv_transpose2d_backward_input(gy, W, x.shape, *args, impl=impl)
-            K.conv_transpose2d_backward_weight(gy, x, W.shape, *args, impl=impl)
+            K.conv_transpose2d_backward(gy, x, W, *args, impl=impl)
             gy.sum(axis=(0, 2, 3))
         rows.append(timed_row(both_case, name, both, work=3 * flops, work_unit="GFLOP/s", **kw))
     if torch is not None:

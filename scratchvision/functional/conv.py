@@ -4,7 +4,9 @@ Each Function's forward calls the kernel API (which validates and picks the algo
 and its backward calls the two adjoint kernels: for conv2d the input gradient
 (``conv2d_backward_input``) and the weight gradient (``conv2d_backward_weight``); for
 conv_transpose2d, which is conv2d's input gradient, the roles are exchanged (its input
-gradient is a conv2d forward). The bias gradient of both is ``gy.sum((0, 2, 3))``.
+gradient is a conv2d forward). When both of conv_transpose2d's gradients are needed they
+come from one call, ``conv_transpose2d_backward``, which builds the column matrix of ``gy``
+that both products read once. The bias gradient of both is ``gy.sum((0, 2, 3))``.
 """
 from __future__ import annotations
 
@@ -85,6 +87,17 @@ class ConvTranspose2d(_Convolution):
     def _grad_weight(self, gy):
         return K.conv_transpose2d_backward_weight(gy, self.x, self.W.shape, *self.args,
                                                   impl=self.impl)
+
+    def backward(self, gy):
+        needs = self.needs_input_grad
+        if not (needs[0] and len(needs) > 1 and needs[1]):
+            return super().backward(gy)
+        if self.unbatched:
+            gy = gy[None]
+        # both gradients from one column matrix of gy (kernels.conv.conv_transpose2d_backward)
+        gx, gW = K.conv_transpose2d_backward(gy, self.x, self.W, *self.args, impl=self.impl)
+        gb = channel_sum(gy) if len(needs) > 2 and needs[2] else None
+        return (gx[0] if self.unbatched else gx, gW, gb)[:len(needs)]
 
 
 def _same_padding(kernel_hw, dilation):

@@ -201,6 +201,30 @@ def test_conv_transpose2d_matches_reference(geo, dtype, noncontig, seed):
         assert_close(gW, gW_ref, scale=scale * 4, err_msg=f"{impl} weight grad {geo}")
 
 
+@given(geo=transpose_geometry(), dtype=st.sampled_from(DTYPES), noncontig=st.booleans(),
+       seed=st.integers(0, 2 ** 16))
+def test_conv_transpose2d_backward_both_equals_the_two_gradients(geo, dtype, noncontig, seed):
+    # the backward that builds gy's column matrix once for both gradients (im2col, and the
+    # default where it picks im2col) returns the two functions' arrays bit for bit
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(geo["x_shape"]).astype(dtype)
+    W = rng.standard_normal(geo["W_shape"]).astype(dtype)
+    args = (geo["stride"], geo["padding"], geo["output_padding"], geo["groups"],
+            geo["dilation"])
+    gy = rng.standard_normal(K.conv_transpose2d_output_shape(x.shape, W.shape, *args))
+    gy = gy.astype(dtype)
+    if noncontig:
+        x, W, gy = non_contiguous(x), non_contiguous(W), non_contiguous(gy)
+    for impl in ("im2col", "direct", None, "reference"):
+        gx, gW = K.conv_transpose2d_backward(gy, x, W, *args, impl=impl)
+        np.testing.assert_array_equal(
+            gx, K.conv_transpose2d_backward_input(gy, W, x.shape, *args, impl=impl))
+        np.testing.assert_array_equal(
+            gW, K.conv_transpose2d_backward_weight(gy, x, W.shape, *args, impl=impl))
+    with pytest.raises(ValueError, match="grad_output"):
+        K.conv_transpose2d_backward(gy[:, :, 1:], x, W, *args)
+
+
 @settings(max_examples=15)
 @given(geo=conv_geometry(), seed=st.integers(0, 2 ** 16))
 def test_reference_backwards_are_adjoints(geo, seed):

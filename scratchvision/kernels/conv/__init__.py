@@ -68,7 +68,8 @@ VERSIONS = KernelFamily("conv", algorithms={"im2col": "im2col", "direct": "direc
 
 __all__ = ["VERSIONS", "choose_algorithm", "conv2d_backward_input",
            "conv2d_backward_weight", "conv2d_forward", "conv2d_output_shape",
-           "conv_transpose2d_backward_input", "conv_transpose2d_backward_weight",
+           "conv_transpose2d_backward", "conv_transpose2d_backward_input",
+           "conv_transpose2d_backward_weight",
            "conv_transpose2d_forward", "conv_transpose2d_output_shape",
            "conv_output_size", "conv_transpose_output_size", "release_workspace",
            "set_workspace_limit", "winograd_applicable", "workspace_limit"]
@@ -289,3 +290,35 @@ def conv_transpose2d_backward_weight(gy, x, W_shape, stride, padding, output_pad
     _check_grad_output(gy, y_shape, "conv_transpose2d")
     return _backward_weight(x, gy, tuple(int(s) for s in W_shape), stride, padding, dilation,
                             groups, impl)
+
+
+def conv_transpose2d_backward(gy, x, W, stride, padding, output_padding, groups, dilation,
+                              impl=None):
+    """Both gradients of conv_transpose2d, ``(gx, gW)``: what
+    ``conv_transpose2d_backward_input`` and ``conv_transpose2d_backward_weight`` return,
+    bit for bit. Both are products with the same column matrix of ``gy`` (conv2d's forward
+    of ``gy``, and conv2d's weight gradient with ``gy`` as its input), so when im2col
+    computes both (``impl='im2col'``, or the CPU default when it picks im2col for both) the
+    matrix is built once (``im2col.conv2d_forward_and_weight_grad``); otherwise the two
+    functions run one after the other."""
+    check_float_arrays("conv_transpose2d backward", grad_output=gy, input=x, weight=W)
+    stride_, padding_, _, groups_, dilation_, y_shape = _check_transpose(
+        x.shape, W.shape, stride, padding, output_padding, groups, dilation)
+    _check_grad_output(gy, y_shape, "conv_transpose2d")
+    name = VERSIONS.resolve(impl, gy)
+    if name == "cpu":
+        rule = (choose_algorithm(gy.shape, W.shape, stride_, padding_, dilation_, groups_,
+                                 "forward"),
+                choose_algorithm(gy.shape, W.shape, stride_, padding_, dilation_, groups_,
+                                 "weight"))
+        name = "im2col" if rule == ("im2col", "im2col") else name
+    same_rows = conv2d_output_shape(gy.shape, W.shape, stride_, padding_, dilation_,
+                                    groups_) == tuple(x.shape)   # not with output_padding >= s
+    if name == "im2col" and same_rows and gy.size and x.size and W.size:
+        from scratchvision.kernels.conv import im2col  # noqa: PLC0415
+        return im2col.conv2d_forward_and_weight_grad(_contig(gy), _contig(W), _contig(x),
+                                                     stride_, padding_, dilation_, groups_)
+    return (conv_transpose2d_backward_input(gy, W, x.shape, stride, padding, output_padding,
+                                            groups, dilation, impl=impl),
+            conv_transpose2d_backward_weight(gy, x, W.shape, stride, padding, output_padding,
+                                             groups, dilation, impl=impl))

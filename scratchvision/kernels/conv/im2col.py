@@ -258,3 +258,34 @@ def conv2d_backward_weight(gy, x, W_shape, stride, padding, dilation, groups):
         part = gemm.matmul(gyc, c.transpose(0, 1, 3, 2), np.empty((nb, G, Co // G, R), x.dtype))
         gW += part.sum(axis=0)
     return gW.reshape(W_shape)
+
+
+def conv2d_forward_and_weight_grad(x, W, gy, stride, padding, dilation, groups):
+    """``(conv2d_forward(x, W), conv2d_backward_weight(gy, x, W.shape))`` with one ``im2col``
+    of ``x`` per chunk serving both products (``gy`` has the forward's output shape).
+
+    This is conv_transpose2d's backward, where ``x`` is the transposed conv's output gradient
+    and ``gy`` its input: its input gradient is conv2d of that gradient and its weight
+    gradient conv2d's weight gradient with the same column matrix, so building it once saves
+    a copy of ``kh*kw`` times the gradient. Same chunks, products and summation order as the
+    two functions above: the same bits.
+    """
+    N, C, Co, Cg, g, pointwise = _geometry(x.shape, W.shape, gy.shape[2:], stride, padding,
+                                           dilation)
+    G, P, R = groups, g.oh * g.ow, Cg * g.kh * g.kw
+    chunk = max(N, 1) if pointwise else column_chunk(C * g.kh * g.kw, P, x.itemsize, N)
+    y = np.empty((N, Co, g.oh, g.ow), x.dtype)
+    gW = np.zeros((G, Co // G, R), x.dtype)
+    Wm = W.reshape(G, Co // G, R)
+    col = None if pointwise else scratch((chunk, C * g.kh * g.kw, P), x.dtype)
+    for n0 in range(0, N, chunk):
+        nb = min(chunk, N - n0)
+        if pointwise:
+            c = x[n0:n0 + nb].reshape(nb, G, R, P)
+        else:
+            c = im2col(x[n0:n0 + nb], g, col[:nb]).reshape(nb, G, R, P)
+        gemm.matmul(Wm, c, y[n0:n0 + nb].reshape(nb, G, Co // G, P))
+        gyc = gy[n0:n0 + nb].reshape(nb, G, Co // G, P)
+        part = gemm.matmul(gyc, c.transpose(0, 1, 3, 2), np.empty((nb, G, Co // G, R), x.dtype))
+        gW += part.sum(axis=0)
+    return y, gW.reshape(W.shape)
