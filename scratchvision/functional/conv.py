@@ -37,10 +37,14 @@ class _Convolution(Function):
         if self.unbatched:
             gy = gy[None]
         needs = self.needs_input_grad
-        gx = self._grad_input(gy) if needs[0] else None
-        gW = self._grad_weight(gy) if len(needs) > 1 and needs[1] else None
+        gx, gW = self._grads(gy, needs[0], len(needs) > 1 and needs[1])
         gb = channel_sum(gy) if len(needs) > 2 and needs[2] else None
         return (gx, gW, gb)[:len(needs)]
+
+    def _grads(self, gy, input_grad: bool, weight_grad: bool):
+        """(gx, gW), None where not needed."""
+        return (self._grad_input(gy) if input_grad else None,
+                self._grad_weight(gy) if weight_grad else None)
 
 
 class Conv2d(_Convolution):
@@ -88,16 +92,12 @@ class ConvTranspose2d(_Convolution):
         return K.conv_transpose2d_backward_weight(gy, self.x, self.W.shape, *self.args,
                                                   impl=self.impl)
 
-    def backward(self, gy):
-        needs = self.needs_input_grad
-        if not (needs[0] and len(needs) > 1 and needs[1]):
-            return super().backward(gy)
-        if self.unbatched:
-            gy = gy[None]
-        # both gradients from one column matrix of gy (kernels.conv.conv_transpose2d_backward)
+    def _grads(self, gy, input_grad: bool, weight_grad: bool):
+        if not (input_grad and weight_grad):
+            return super()._grads(gy, input_grad, weight_grad)
+        # both from one column matrix of gy (kernels.conv.conv_transpose2d_backward)
         gx, gW = K.conv_transpose2d_backward(gy, self.x, self.W, *self.args, impl=self.impl)
-        gb = channel_sum(gy) if len(needs) > 2 and needs[2] else None
-        return (gx[0] if self.unbatched else gx, gW, gb)[:len(needs)]
+        return gx[0] if self.unbatched else gx, gW
 
 
 def _same_padding(kernel_hw, dilation):

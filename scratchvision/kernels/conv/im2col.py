@@ -194,16 +194,19 @@ def _geometry(x_shape, W_shape, gy_hw, stride, padding, dilation):
     return N, C, Co, Cg, g, pointwise
 
 
-def conv2d_forward(x, W, b, stride, padding, dilation, groups):
-    """y = conv2d(x, W) + b by im2col + batched GEMM, chunked over the batch."""
-    oh = conv_output_size(x.shape[2], W.shape[2], stride[0], padding[0], dilation[0])
-    ow = conv_output_size(x.shape[3], W.shape[3], stride[1], padding[1], dilation[1])
-    N, C, Co, Cg, g, pointwise = _geometry(x.shape, W.shape, (oh, ow), stride, padding,
+def _column_products(x, W_shape, out_hw, stride, padding, dilation, groups, W=None,
+                     gy=None):
+    """The loop over batch chunks that reads ``im2col(x)``: ``y = W @ col`` when ``W`` is
+    given, ``gW = sum_n gy[n] @ col[n]^T`` when ``gy`` is given (``out_hw`` the output's
+    size); both from one column matrix per chunk when both are. Returns (y, gW), None where
+    not asked."""
+    N, C, Co, Cg, g, pointwise = _geometry(x.shape, W_shape, out_hw, stride, padding,
                                            dilation)
-    G, P, R = groups, oh * ow, Cg * g.kh * g.kw
+    G, P, R = groups, g.oh * g.ow, Cg * g.kh * g.kw
     chunk = max(N, 1) if pointwise else column_chunk(C * g.kh * g.kw, P, x.itemsize, N)
-    y = np.empty((N, Co, oh, ow), x.dtype)
-    Wm = W.reshape(G, Co // G, R)                                  # (G, Cog, Cg*kh*kw)
+    y = None if W is None else np.empty((N, Co, g.oh, g.ow), x.dtype)
+    Wm = None if W is None else W.reshape(G, Co // G, R)           # (G, Cog, Cg*kh*kw)
+    gW = None if gy is None else np.zeros((G, Co // G, R), x.dtype)
     col = None if pointwise else scratch((chunk, C * g.kh * g.kw, P), x.dtype)
     for n0 in range(0, N, chunk):
         nb = min(chunk, N - n0)
@@ -212,9 +215,25 @@ def conv2d_forward(x, W, b, stride, padding, dilation, groups):
         else:
             c = im2col(x[n0:n0 + nb], g, col[:nb])
             c = c.reshape(nb, G, R, P)                             # (nb, G, Cg*kh*kw, oh*ow)
-        gemm.matmul(Wm, c, y[n0:n0 + nb].reshape(nb, G, Co // G, P))
+        if W is not None:
+            gemm.matmul(Wm, c, y[n0:n0 + nb].reshape(nb, G, Co // G, P))
+        if gy is not None:
+            gyc = gy[n0:n0 + nb].reshape(nb, G, Co // G, P)
+            # (nb, G, Cog, P) @ (nb, G, P, R) -> (nb, G, Cog, R), summed over the images in
+            # order
+            part = gemm.matmul(gyc, c.transpose(0, 1, 3, 2),
+                               np.empty((nb, G, Co // G, R), x.dtype))
+            gW += part.sum(axis=0)
+    return y, None if gW is None else gW.reshape(W_shape)
+
+
+def conv2d_forward(x, W, b, stride, padding, dilation, groups):
+    """y = conv2d(x, W) + b by im2col + batched GEMM, chunked over the batch."""
+    oh = conv_output_size(x.shape[2], W.shape[2], stride[0], padding[0], dilation[0])
+    ow = conv_output_size(x.shape[3], W.shape[3], stride[1], padding[1], dilation[1])
+    y, _ = _column_products(x, W.shape, (oh, ow), stride, padding, dilation, groups, W=W)
     if b is not None:
-        y += b.reshape(1, Co, 1, 1)
+        y += b.reshape(1, W.shape[0], 1, 1)
     return y
 
 
@@ -240,24 +259,8 @@ def conv2d_backward_input(gy, W, x_shape, stride, padding, dilation, groups):
 
 def conv2d_backward_weight(gy, x, W_shape, stride, padding, dilation, groups):
     """gW = sum_n gy[n] @ im2col(x[n])^T per group, chunked over the batch."""
-    N, C, Co, Cg, g, pointwise = _geometry(x.shape, W_shape, gy.shape[2:], stride, padding,
-                                           dilation)
-    G, P, R = groups, g.oh * g.ow, Cg * g.kh * g.kw
-    chunk = max(N, 1) if pointwise else column_chunk(C * g.kh * g.kw, P, x.itemsize, N)
-    gW = np.zeros((G, Co // G, R), x.dtype)
-    col = None if pointwise else scratch((chunk, C * g.kh * g.kw, P), x.dtype)
-    for n0 in range(0, N, chunk):
-        nb = min(chunk, N - n0)
-        if pointwise:
-            c = x[n0:n0 + nb].reshape(nb, G, R, P)
-        else:
-            c = im2col(x[n0:n0 + nb], g, col[:nb])
-            c = c.reshape(nb, G, R, P)
-        gyc = gy[n0:n0 + nb].reshape(nb, G, Co // G, P)
-        # (nb, G, Cog, P) @ (nb, G, P, R) -> (nb, G, Cog, R), summed over the images in order
-        part = gemm.matmul(gyc, c.transpose(0, 1, 3, 2), np.empty((nb, G, Co // G, R), x.dtype))
-        gW += part.sum(axis=0)
-    return gW.reshape(W_shape)
+    return _column_products(x, W_shape, gy.shape[2:], stride, padding, dilation, groups,
+                            gy=gy)[1]
 
 
 def conv2d_forward_and_weight_grad(x, W, gy, stride, padding, dilation, groups):
@@ -267,25 +270,8 @@ def conv2d_forward_and_weight_grad(x, W, gy, stride, padding, dilation, groups):
     This is conv_transpose2d's backward, where ``x`` is the transposed conv's output gradient
     and ``gy`` its input: its input gradient is conv2d of that gradient and its weight
     gradient conv2d's weight gradient with the same column matrix, so building it once saves
-    a copy of ``kh*kw`` times the gradient. Same chunks, products and summation order as the
-    two functions above: the same bits.
+    a copy of ``kh*kw`` times the gradient. The same loop as the two functions above
+    (``_column_products``): the same bits.
     """
-    N, C, Co, Cg, g, pointwise = _geometry(x.shape, W.shape, gy.shape[2:], stride, padding,
-                                           dilation)
-    G, P, R = groups, g.oh * g.ow, Cg * g.kh * g.kw
-    chunk = max(N, 1) if pointwise else column_chunk(C * g.kh * g.kw, P, x.itemsize, N)
-    y = np.empty((N, Co, g.oh, g.ow), x.dtype)
-    gW = np.zeros((G, Co // G, R), x.dtype)
-    Wm = W.reshape(G, Co // G, R)
-    col = None if pointwise else scratch((chunk, C * g.kh * g.kw, P), x.dtype)
-    for n0 in range(0, N, chunk):
-        nb = min(chunk, N - n0)
-        if pointwise:
-            c = x[n0:n0 + nb].reshape(nb, G, R, P)
-        else:
-            c = im2col(x[n0:n0 + nb], g, col[:nb]).reshape(nb, G, R, P)
-        gemm.matmul(Wm, c, y[n0:n0 + nb].reshape(nb, G, Co // G, P))
-        gyc = gy[n0:n0 + nb].reshape(nb, G, Co // G, P)
-        part = gemm.matmul(gyc, c.transpose(0, 1, 3, 2), np.empty((nb, G, Co // G, R), x.dtype))
-        gW += part.sum(axis=0)
-    return y, gW.reshape(W.shape)
+    return _column_products(x, W.shape, gy.shape[2:], stride, padding, dilation, groups,
+                            W=W, gy=gy)
