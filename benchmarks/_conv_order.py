@@ -4,7 +4,8 @@ Run by ``benchmarks/conv.py`` in a fresh process per order, with no tuning varia
 environment: ``FIRST`` is ``numpy`` (NumPy imported before scratchvision, torch after it:
 what nearly every script does) or ``torch`` (torch first: what every script that compares
 with PyTorch does). Prints one JSON list of rows: the default algorithm's forward and
-forward + backward on the main shapes, and torch's, timed in this process.
+forward + backward on the main shapes, the depthwise and the transposed one, and
+torch's, timed in this process.
 """
 from __future__ import annotations
 
@@ -25,8 +26,11 @@ from benchmarks.harness import try_import  # noqa: E402
 torch = try_import("torch")      # after scratchvision in the numpy-first order
 quick = "--quick" in sys.argv
 rows = []
-for case in conv.QUICK_MAIN if quick else conv.MAIN:
-    rows += [r for r in conv._conv_rows(case, quick, torch, impls=[])]
+for case in (conv.QUICK_MAIN if quick else conv.MAIN) + [
+        conv.QUICK_DEPTHWISE if quick else conv.DEPTHWISE]:
+    rows += conv._conv_rows(case, quick, torch, impls=[])
+rows += conv._transposed_rows(conv.QUICK_TRANSPOSED if quick else conv.TRANSPOSED, quick,
+                              torch, impls=[])
 print(json.dumps([{"case": f"[{FIRST} first] {r.case}", "impl": r.impl, "seconds": r.seconds,
                    "peer": r.peer, "work": r.work, "work_unit": r.work_unit,
                    "spread": r.spread} for r in rows]))

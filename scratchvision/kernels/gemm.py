@@ -43,6 +43,7 @@ without the thread-local setting) ``matmul`` is ``np.matmul`` and ``AVAILABLE`` 
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import math
 import threading
@@ -195,15 +196,34 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     tasks[..., 3] = width[None, None, :]
     tasks[..., 4] = height[None, :, None]
     run = _sgemm_tasks if dtype == np.float32 else _dgemm_tasks
-    with _BLAS_SETTING:
-        previous = _set_blas_threads(1)         # every task's GEMM on its own thread
-        try:
-            run(tasks.reshape(-1, 5), K, la[0], la[1], lb[0], lb[1], lc)
-        finally:
-            _set_blas_threads(previous)
+    with single_threaded_blas():                # every task's GEMM on its own thread
+        run(tasks.reshape(-1, 5), K, la[0], la[1], lb[0], lb[1], lc)
     if target is not out:
         out[...] = target
     return out
+
+
+def blas_gemm(dtype):
+    """NumPy's OpenBLAS ``cblas_sgemm`` (float32) or ``cblas_dgemm`` (float64) as a ctypes
+    function that nopython code can call (pointers as uint64 addresses), for kernels that
+    interleave their own loops with GEMMs inside one Numba parallel loop
+    (``conv.im2col``'s fused forward). Only when ``AVAILABLE``."""
+    if not AVAILABLE:
+        raise RuntimeError("no usable OpenBLAS: gemm.AVAILABLE is False")
+    return _sgemm if np.dtype(dtype) == np.float32 else _dgemm
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """OpenBLAS at one thread for the ``with`` body, the previous count put back after it,
+    under the process-wide lock (the setting is process-wide: see the module docstring).
+    Wrap every Numba parallel loop that calls ``blas_gemm``'s functions in it."""
+    with _BLAS_SETTING:
+        previous = _set_blas_threads(1)
+        try:
+            yield
+        finally:
+            _set_blas_threads(previous)
 
 
 def product(a, b):

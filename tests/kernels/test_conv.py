@@ -149,6 +149,52 @@ def test_direct_3x3_kernel_matches_reference(geo, dtype, noncontig, seed):
     _check_all_passes(geo, dtype, ("direct",), noncontig, seed)
 
 
+@pytest.mark.skipif(not gemm.AVAILABLE, reason="the fused loops call NumPy's OpenBLAS")
+@settings(max_examples=30, deadline=None)
+@given(geo=conv_geometry(), dtype=st.sampled_from(DTYPES), block=st.sampled_from((1, 300)),
+       seed=st.integers(0, 2 ** 16))
+def test_fused_im2col_loops_match_reference_and_the_unfused_loops(geo, dtype, block, seed):
+    # im2col's fused loops (column blocks of output rows, runs of input planes) with blocks
+    # of one row or plane (block=1 byte) or a few: against the reference, against the
+    # unfused chunk loops, and the same bits on 1 and 2 threads
+    import numba  # noqa: PLC0415
+
+    from scratchvision.kernels.conv import im2col  # noqa: PLC0415
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(geo["x_shape"]).astype(dtype)
+    W = rng.standard_normal(geo["W_shape"]).astype(dtype)
+    args = (geo["stride"], geo["padding"], geo["dilation"], geo["groups"])
+    gy = rng.standard_normal(R.conv2d_forward(x, W, None, *args).shape).astype(dtype)
+
+    def passes():
+        return (K.conv2d_forward(x, W, None, *args, impl="im2col"),
+                K.conv2d_backward_input(gy, W, x.shape, *args, impl="im2col"),
+                K.conv2d_backward_weight(gy, x, W.shape, *args, impl="im2col"))
+    old_block, old_threads = im2col.COLUMN_BLOCK_BYTES, numba.get_num_threads()
+    try:
+        im2col.COLUMN_BLOCK_BYTES = block
+        fused = passes()
+        numba.set_num_threads(1)
+        one_thread = passes()
+        numba.set_num_threads(old_threads)
+        fusable, im2col._fusable = im2col._fusable, lambda *a: False
+        try:
+            unfused = passes()
+        finally:
+            im2col._fusable = fusable
+    finally:
+        im2col.COLUMN_BLOCK_BYTES = block = old_block
+        numba.set_num_threads(old_threads)
+    refs = (R.conv2d_forward(x, W, None, *args), R.conv2d_backward_input(gy, W, x.shape, *args),
+            R.conv2d_backward_weight(gy, x, W.shape, *args))
+    scale = 4.0 if dtype == np.float32 else 1.0
+    for name, a, b, ref, c in zip(("forward", "input", "weight"), fused, one_thread, refs,
+                                  unfused):
+        assert_close(a, ref, scale=scale * (4 if name == "weight" else 1), err_msg=name)
+        assert np.array_equal(a, b), f"{name}: bits depend on the number of threads"
+        assert_close(a, c, scale=scale * 4, err_msg=f"{name} fused against unfused")
+
+
 @st.composite
 def transpose_geometry(draw):
     g = draw(st.integers(1, 3))
