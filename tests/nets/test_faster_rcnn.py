@@ -159,21 +159,28 @@ def _fit(model, x, targets, steps, lr=3e-3):
 
 
 def test_tiny_model_overfits_four_images():
+    # mean over three seeds of 200 steps: on 4 images one seed's mAP after 100 steps ranged
+    # over 0.48-0.99 (12 seeds, twice: with Winograd or im2col in the backbone, means 0.76
+    # and 0.71), so a single seed's figure moved with any change of float rounding
     from scratchvision.data.shapes import Shapes
     from scratchvision.eval.detection import evaluate_detections
     x, targets = _shapes(4)
-    sv.manual_seed(0)
-    model = FasterRCNN(4, widths=(8, 16, 32, 32), depths=(1, 1, 1, 1), representation_size=64)
-    first = {k: v.item() for k, v in model.loss(sv.tensor(x), targets).items()}
-    last = {k: v.item() for k, v in _fit(model, x, targets, 100).items()}
-    assert set(last) == set(TERMS)
-    assert last["loss_objectness"] < 0.5 * first["loss_objectness"]
-    assert last["loss_classifier"] < 0.5 * first["loss_classifier"]
-    model.eval()
-    preds = [{k: v.numpy() for k, v in p.items()} for p in model.predict(sv.tensor(x))]
-    m = evaluate_detections(preds, targets, list(range(4)), [(64, 64)] * 4, Shapes.classes)
-    assert m["map"] > 0.75                  # 0.83 measured (0.48 after 60 steps)
-    assert proposal_recall(model, x, targets) > 0.9
+    maps = []
+    for seed in range(3):
+        sv.manual_seed(seed)
+        model = FasterRCNN(4, widths=(8, 16, 32, 32), depths=(1, 1, 1, 1),
+                           representation_size=64)
+        first = {k: v.item() for k, v in model.loss(sv.tensor(x), targets).items()}
+        last = {k: v.item() for k, v in _fit(model, x, targets, 200).items()}
+        assert set(last) == set(TERMS)
+        assert last["loss_objectness"] < 0.5 * first["loss_objectness"]
+        assert last["loss_classifier"] < 0.5 * first["loss_classifier"]
+        model.eval()
+        preds = [{k: v.numpy() for k, v in p.items()} for p in model.predict(sv.tensor(x))]
+        m = evaluate_detections(preds, targets, list(range(4)), [(64, 64)] * 4, Shapes.classes)
+        maps.append(m["map"])
+        assert proposal_recall(model, x, targets) > 0.9
+    assert np.mean(maps) > 0.75, maps          # measured 0.70 / 1.0 / 0.95 (0.88)
 
 
 def test_alternating_steps_train_their_parts_only():

@@ -78,12 +78,27 @@ def choose_algorithm(x_shape, W_shape, stride, padding, dilation, groups,
     With GEMMs three times as fast the Winograd transforms (memory-bound loops) are most of
     its time, and F(2x2) no longer wins anywhere; F(4x4) ties im2col at best.
 
-    The transforms cost about as much as the GEMMs (Haswell kernels), so Winograd wins from
-    16 channels on;
-    F(4x4) wins where each phase of the output (``ceil(oh / d)`` rows, the sub-grid that
-    one phase of a dilated layer covers; the whole output at dilation 1) is at least 16
-    wide, and loses on small maps, where its 4x4 tiles hang far past the edge (7x7: 2x2
-    tiles cover 8x8).
+    Before the fused loops (second table, Haswell kernels) the transforms cost about as
+    much as the GEMMs, so Winograd won from 16 channels on; F(4x4) won where each phase of
+    the output (``ceil(oh / d)`` rows, the sub-grid that one phase of a dilated layer
+    covers; the whole output at dilation 1) is at least 16 wide, and lost on small maps,
+    where its 4x4 tiles hang far past the edge (7x7: 2x2 tiles cover 8x8).
+
+    Re-measured 2026-12-03 once im2col ran fused loops (its column blocks multiplied while
+    in cache), with the image's Haswell (AVX2) kernels, 2 threads, batch 8, 3 alternating
+    rounds, winograd / im2col time forward / input grad::
+
+        64->64,   56x56               0.90 / 1.07
+        128->128, 28x28               0.84 / 0.92
+        256->256, 14x14               0.59 / 0.81
+        32->32,   56x56               1.26 / 1.52
+        64->64, 56x56, dilation 2     1.11 / 1.17
+
+    So the rule that gave Winograd every 3x3 stride-1 layer from 16 channels on (dilated
+    too) went: it is the forward from 64 channels and the input gradient from 128, undilated.
+    F(4x4) is faster than F(2x2) in the tables but rounds ~2.4x torch's float32 error on
+    ResNet's c3 (tests/nets/test_torchvision_weights.py), so it stays opt-in
+    (``impl="winograd_f4"``).
 
     Rule:
 
@@ -92,18 +107,13 @@ def choose_algorithm(x_shape, W_shape, stride, padding, dilation, groups,
       with a 9-long inner dimension), and for the weight gradient when depthwise
       (``Cg = 1``). At stride > 1 the direct loops lose their unit-stride vectorisation
       and im2col wins;
-    * 3x3, stride 1 (any dilation), at least 16 input and output channels per group, and
-      phases at least 16 wide (the forward's output; the input gradient's output is the
-      input): ``winograd`` (F(2x2)); ``winograd_f4`` would be faster (table) but its float32
-      rounding is ~2.4x torch's on ResNet features, beyond the twice-torch contract of
-      tests/nets/test_torchvision_weights.py, so it is opt-in;
-    * otherwise 3x3, stride 1, dilation 1 and at least 64 channels per group: ``winograd``
+    * 3x3, stride 1, dilation 1 and at least 64 channels per group: ``winograd``
       (F(2x2)) forward, and for the input gradient from 128 channels on phases at least 8
-      wide;
+      wide (the input gradient's output, the input);
     * everything else, and the other weight gradients (Winograd's is im2col's):
       ``im2col``;
     * and when OpenBLAS runs AVX-512 kernels (``gemm.AVX512_KERNELS``), ``im2col`` wherever
-      the two Winograd rules above would pick ``winograd`` (second table).
+      the Winograd rule above would pick ``winograd`` (third table).
     """
     Co, Cg = int(W_shape[0]), int(W_shape[1])
     Cog = Co // groups
@@ -118,10 +128,6 @@ def choose_algorithm(x_shape, W_shape, stride, padding, dilation, groups,
     else:
         rows = (int(x_shape[2]), int(x_shape[3]))
     phase = min(-(-rows[0] // int(dilation[0])), -(-rows[1] // int(dilation[1])))
-    if min(Cg, Cog) >= 16 and phase >= 16:
-        # F(4x4) is faster still but rounds ~2.4x torch's float32 error on ResNet's c3
-        # (tests/nets/test_torchvision_weights.py), so it stays opt-in: impl="winograd_f4"
-        return "winograd"
     undilated = tuple(dilation) == (1, 1)
     if which == "forward" and undilated and min(Cg, Cog) >= 64:
         return "winograd"
