@@ -185,11 +185,12 @@ def im2col(x, g: ConvGeometry, col):
 COLUMN_BLOCK_BYTES = 2 * 2 ** 20
 
 
-def _block_rows(rows_per_image_column: int, oh: int, ow: int, itemsize: int) -> int:
-    """Output rows per task: as many as fit ``COLUMN_BLOCK_BYTES`` (at least one), then
-    evened out so that every task of an image has the same number (the last one at most
-    fewer), since the threads take equal runs of tasks."""
-    fit = COLUMN_BLOCK_BYTES // max(rows_per_image_column * ow * itemsize, 1)
+def _block_rows(col_rows: int, oh: int, ow: int, itemsize: int) -> int:
+    """Output rows per task for a column matrix of ``col_rows`` rows: as many as fit
+    ``COLUMN_BLOCK_BYTES`` (at least one), then evened out so that every task of an image
+    has the same number (the last one at most fewer), since the threads take equal runs of
+    tasks."""
+    fit = COLUMN_BLOCK_BYTES // max(col_rows * ow * itemsize, 1)
     rows = int(max(1, min(oh, fit)))
     blocks = -(-oh // rows)
     return -(-oh // blocks)
