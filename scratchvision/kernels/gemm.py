@@ -207,7 +207,7 @@ def blas_gemm(dtype):
     """NumPy's OpenBLAS ``cblas_sgemm`` (float32) or ``cblas_dgemm`` (float64) as a ctypes
     function that nopython code can call (pointers as uint64 addresses), for kernels that
     interleave their own loops with GEMMs inside one Numba parallel loop
-    (``conv.im2col``'s fused forward). Only when ``AVAILABLE``."""
+    (``conv.im2col``'s fused loops). Only when ``AVAILABLE``."""
     if not AVAILABLE:
         raise RuntimeError("no usable OpenBLAS: gemm.AVAILABLE is False")
     return _sgemm if np.dtype(dtype) == np.float32 else _dgemm

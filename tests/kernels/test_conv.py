@@ -4,6 +4,7 @@ differentiable ops, output-size formulas, edge cases and bad input, and an optio
 cross-check against torch."""
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
@@ -14,6 +15,7 @@ import scratchvision.functional as F
 from scratchvision.autograd.gradcheck import registered_gradchecks, run_case
 from scratchvision.kernels import conv as K
 from scratchvision.kernels import gemm
+from scratchvision.kernels.conv import im2col
 from scratchvision.kernels.conv import reference as R
 from tests.helpers import assert_close, non_contiguous
 
@@ -157,9 +159,6 @@ def test_fused_im2col_loops_match_reference_and_the_unfused_loops(geo, dtype, bl
     # im2col's fused loops (column blocks of output rows, runs of input planes) with blocks
     # of one row or plane (block=1 byte) or a few: against the reference, against the
     # unfused chunk loops, and the same bits on 1 and 2 threads
-    import numba  # noqa: PLC0415
-
-    from scratchvision.kernels.conv import im2col  # noqa: PLC0415
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(geo["x_shape"]).astype(dtype)
     W = rng.standard_normal(geo["W_shape"]).astype(dtype)
@@ -183,7 +182,7 @@ def test_fused_im2col_loops_match_reference_and_the_unfused_loops(geo, dtype, bl
         finally:
             im2col._fusable = fusable
     finally:
-        im2col.COLUMN_BLOCK_BYTES = block = old_block
+        im2col.COLUMN_BLOCK_BYTES = old_block
         numba.set_num_threads(old_threads)
     refs = (R.conv2d_forward(x, W, None, *args), R.conv2d_backward_input(gy, W, x.shape, *args),
             R.conv2d_backward_weight(gy, x, W.shape, *args))

@@ -62,6 +62,7 @@ calls (one per thread, dtype and slot; ``release_workspace()`` frees them): a fr
 """
 from __future__ import annotations
 
+import functools
 import threading
 
 import numba
@@ -196,9 +197,12 @@ def _block_rows(col_rows: int, oh: int, ow: int, itemsize: int) -> int:
     return -(-oh // blocks)
 
 
-def _fused_kernel(gemm_fn, itemsize):
-    """The parallel loop of the fused products for one dtype's GEMM (compiled per dtype:
-    Numba bakes the ctypes function into the loop)."""
+@functools.lru_cache(maxsize=None)
+def _fused_kernel(dtype_char: str):
+    """The parallel loop of the fused products for one dtype (compiled per dtype: Numba
+    bakes that dtype's ctypes GEMM function into the loop)."""
+    gemm_fn, itemsize = gemm.blas_gemm(dtype_char), np.dtype(dtype_char).itemsize
+
     @njit(parallel=True)
     def run(x, g, rows, buf, Wm, y, gy, gWp, forward, weight):  # pragma: no cover
         # x (nb, C, H, W); Wm (G, Cog, R) and y (nb, Co, oh*ow) when `forward`; gy (nb, Co,
@@ -247,9 +251,6 @@ def _fused_kernel(gemm_fn, itemsize):
     return run
 
 
-_FUSED = {}
-
-
 def _fused(x, g: ConvGeometry, groups: int, Cog: int, Wm=None, gy=None):
     """The fused loop: ``y = conv(x, Wm)`` (N, G*Cog, oh, ow) when ``Wm`` (G, Cog, Cg*kh*kw)
     is given, ``gW = sum_n gy[n] @ col[n]^T`` (G, Cog, Cg*kh*kw) when ``gy`` is; (y, gW),
@@ -263,9 +264,7 @@ def _fused(x, g: ConvGeometry, groups: int, Cog: int, Wm=None, gy=None):
                 "conv2d's im2col column matrix block (one thread's output rows)")
     blocks = -(-g.oh // rows)
     buf = scratch((numba.get_num_threads(), C * g.kh * g.kw, rows * g.ow), x.dtype, slot=2)
-    key = x.dtype.char
-    if key not in _FUSED:
-        _FUSED[key] = _fused_kernel(gemm.blas_gemm(x.dtype), x.itemsize)
+    run = _fused_kernel(x.dtype.char)
     none = np.empty((1, 1, 1), x.dtype)
     y = None if Wm is None else np.empty((N, G * Cog, g.oh, g.ow), x.dtype)
     gW = None if gy is None else np.zeros((G, R, Cog), x.dtype)
@@ -276,11 +275,11 @@ def _fused(x, g: ConvGeometry, groups: int, Cog: int, Wm=None, gy=None):
         gWp = (np.empty((1, G, R, Cog), x.dtype) if gy is None
                else scratch((nb * blocks, G, R, Cog), x.dtype, slot=3))
         with gemm.single_threaded_blas():
-            _FUSED[key](x[n0:n0 + nb], g, rows, buf,
-                        none if Wm is None else Wm,
-                        none if y is None else y[n0:n0 + nb].reshape(nb, G * Cog, -1),
-                        none if gy is None else gy[n0:n0 + nb].reshape(nb, G * Cog, -1),
-                        gWp, Wm is not None, gy is not None)
+            run(x[n0:n0 + nb], g, rows, buf,
+                none if Wm is None else Wm,
+                none if y is None else y[n0:n0 + nb].reshape(nb, G * Cog, -1),
+                none if gy is None else gy[n0:n0 + nb].reshape(nb, G * Cog, -1),
+                gWp, Wm is not None, gy is not None)
         if gy is not None:
             gW += gWp.sum(axis=0)
     return y, None if gW is None else gW.transpose(0, 2, 1)
@@ -332,8 +331,11 @@ def col2im(col, g: ConvGeometry, gx):
     return gx
 
 
-def _fused_col2im_kernel(gemm_fn, itemsize):
-    """The parallel loop of the fused input gradient for one dtype's GEMM."""
+@functools.lru_cache(maxsize=None)
+def _fused_col2im_kernel(dtype_char: str):
+    """The parallel loop of the fused input gradient for one dtype (compiled per dtype)."""
+    gemm_fn, itemsize = gemm.blas_gemm(dtype_char), np.dtype(dtype_char).itemsize
+
     @njit(parallel=True)
     def run(gy, Wm, g, planes, buf, gx):  # pragma: no cover (compiled)
         # gy (nb, Co, oh*ow), Wm (G, Cog, Cg*kh*kw), gx (nb, C, H, W), all C-contiguous; buf
@@ -367,9 +369,6 @@ def _fused_col2im_kernel(gemm_fn, itemsize):
     return run
 
 
-_FUSED_COL2IM = {}
-
-
 def _fused_backward_input(gy, Wm, g: ConvGeometry, x_shape) -> np.ndarray:
     """gx by the fused loop: each task multiplies the column rows of a run of input planes of
     one image into its thread's buffer and scatters them onto those planes at once, while
@@ -383,12 +382,10 @@ def _fused_backward_input(gy, Wm, g: ConvGeometry, x_shape) -> np.ndarray:
     check_limit(planes * K * P,
                 "conv2d's col2im column matrix block (one thread's input planes)")
     buf = scratch((numba.get_num_threads(), planes * K, P), gy.dtype, slot=2)
-    key = gy.dtype.char
-    if key not in _FUSED_COL2IM:
-        _FUSED_COL2IM[key] = _fused_col2im_kernel(gemm.blas_gemm(gy.dtype), gy.itemsize)
+    run = _fused_col2im_kernel(gy.dtype.char)
     gx = np.empty(x_shape, gy.dtype)
     with gemm.single_threaded_blas():
-        _FUSED_COL2IM[key](gy.reshape(N, G * Cog, P), Wm, g, planes, buf, gx)
+        run(gy.reshape(N, G * Cog, P), Wm, g, planes, buf, gx)
     return gx
 
 
